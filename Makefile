@@ -1,0 +1,150 @@
+# PeerCache: one build for everything.
+#
+#   make             build/peercache and the unit-test binaries
+#   make test        build, then run every unit suite, the integration tests
+#                    and the fuzz targets (bounded); non-zero on any failure
+#   make demo        start the engine on the embedded default, show it, stop it
+#   make ASAN=1 ...  the same with AddressSanitizer + UBSan
+#   make format      clang-format the tree;  make lint: clang-tidy + cppcheck
+#
+# Every dependency is found with pkg-config; when one is missing,
+# scripts/install-deps.sh installs it (Debian, apt-get) before anything builds.
+
+PKGS := libdpdk libibverbs libmlx5 libconfig cunit liburing libsodium
+
+NO_DEPS_GOALS := clean format help
+ifneq ($(filter-out $(NO_DEPS_GOALS),$(or $(MAKECMDGOALS),all)),)
+ifneq ($(shell pkg-config --exists $(PKGS) 2>/dev/null && command -v clang >/dev/null && echo ok),ok)
+$(info make: some dependencies are missing; running scripts/install-deps.sh)
+DEPS_RC := $(shell scripts/install-deps.sh >&2; echo $$?)
+ifneq ($(DEPS_RC),0)
+$(error scripts/install-deps.sh failed (exit $(DEPS_RC)))
+endif
+endif
+endif
+
+BUILD := build
+CC ?= gcc
+FUZZ_CC := clang
+PYTHON := python3
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+	-Wno-address-of-packed-member
+OPT := -O2 -g
+SAN :=
+ifeq ($(ASAN),1)
+SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+endif
+
+DEP_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+DEP_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+INCLUDES := -I. -Icommon -Iconfig -Ilcore -Iengine
+
+CFLAGS := -std=gnu11 $(OPT) $(WARN) $(SAN) $(INCLUDES) $(DEP_CFLAGS) \
+	-D_GNU_SOURCE -DALLOW_EXPERIMENTAL_API -MMD -MP
+LDFLAGS := $(SAN)
+LDLIBS := $(DEP_LIBS) -lpthread -lm
+
+VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+GIT_REV := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+CFLAGS += -DPC_VERSION='"$(VERSION)"' -DPC_GIT_REV='"$(GIT_REV)"'
+
+# Library sources: every module except the engine's main().
+LIB_SRCS := $(wildcard common/*.c config/*.c mempool/*.c verbs/*.c lcore/*.c control/*.c) \
+	$(filter-out engine/main.c,$(wildcard engine/*.c))
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+ENGINE_OBJS := $(BUILD)/obj/engine/main.o
+
+UT_SRCS := $(wildcard tests/unit/*/*_ut.c)
+UT_BINS := $(UT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+
+FUZZ_SRCS := $(wildcard tests/fuzz/*_fuzz.c)
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+FUZZ_SECONDS ?= 20
+
+.PHONY: all test unit integration fuzz demo clean format lint help install-deps
+.DEFAULT_GOAL := all
+
+all: $(BUILD)/peercache $(UT_BINS)
+
+# Rebuild everything when the flags change (e.g. switching ASAN=1 on or off).
+$(BUILD)/.cflags: FORCE
+	@mkdir -p $(BUILD)
+	@echo '$(CC) $(CFLAGS) $(LDFLAGS)' | cmp -s - $@ || echo '$(CC) $(CFLAGS) $(LDFLAGS)' > $@
+FORCE:
+
+# V=1 shows the full command lines.
+Q := $(if $(V),,@)
+
+$(BUILD)/obj/%.o: %.c $(BUILD)/.cflags
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libpcengine.a: $(LIB_OBJS)
+	@rm -f $@
+	$(Q)ar rcs $@ $^
+
+$(BUILD)/peercache: $(ENGINE_OBJS) $(BUILD)/libpcengine.a
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(ENGINE_OBJS) $(BUILD)/libpcengine.a $(LDLIBS)
+
+# One CUnit binary per source file; a test may #include the .c under test,
+# in which case the archive's copy is simply not pulled in.
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libpcengine.a $(BUILD)/.cflags tests/mock.h
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC LD   $@")
+	$(Q)$(CC) $(CFLAGS) -Itests -MF $@.d $(LDFLAGS) -o $@ $< $(BUILD)/libpcengine.a $(LDLIBS) -lcunit
+
+# libFuzzer targets: clang, ASan + UBSan, the decoder sources linked directly.
+FUZZ_CFLAGS := -std=gnu11 -O1 -g -fsanitize=fuzzer,address,undefined $(INCLUDES) \
+	$(shell pkg-config --cflags libconfig 2>/dev/null) -D_GNU_SOURCE
+$(BUILD)/fuzz/config_fuzz: tests/fuzz/config_fuzz.c config/config.c config/config.h
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZ    $@")
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ tests/fuzz/config_fuzz.c config/config.c \
+		$(shell pkg-config --libs libconfig)
+$(BUILD)/fuzz/size_fuzz: tests/fuzz/size_fuzz.c config/config.c config/config.h
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZ    $@")
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ tests/fuzz/size_fuzz.c config/config.c \
+		$(shell pkg-config --libs libconfig)
+
+test: all $(FUZZ_BINS)
+	@PEERCACHE_BUILD=$(BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) PYTHON=$(PYTHON) \
+		tests/run.sh all
+
+unit: all
+	@PEERCACHE_BUILD=$(BUILD) tests/run.sh unit
+
+integration: all
+	@PEERCACHE_BUILD=$(BUILD) PYTHON=$(PYTHON) tests/run.sh integration
+
+fuzz: $(FUZZ_BINS)
+	@PEERCACHE_BUILD=$(BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) tests/run.sh fuzz
+
+demo: $(BUILD)/peercache
+	@PEERCACHE_BUILD=$(BUILD) scripts/demo.sh
+
+install-deps:
+	scripts/install-deps.sh
+
+SRC_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
+
+format:
+	clang-format -i $(SRC_FILES)
+
+lint: all
+	clang-tidy --quiet $(filter %.c,$(SRC_FILES)) -- $(CFLAGS) -Itests
+	cppcheck --quiet --error-exitcode=1 --std=c11 --inline-suppr \
+		--enable=warning,performance,portability \
+		--suppress=missingIncludeSystem -Icommon -Iconfig -Ilcore -Iengine \
+		$(filter %.c,$(SRC_FILES))
+
+clean:
+	rm -rf $(BUILD)
+
+help:
+	@sed -n '1,12p' Makefile
+
+-include $(LIB_OBJS:.o=.d) $(ENGINE_OBJS:.o=.d) $(UT_BINS:=.d)
