@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Run PeerCache's test suites: tests/run.sh [all|unit|integration|fuzz]
+#
+# unit         every CUnit binary under $PEERCACHE_BUILD/tests (one per source file)
+# integration  Python unittest over real engine processes (tests/integration)
+# fuzz         every libFuzzer target for $FUZZ_SECONDS seconds on its seed corpus
+#
+# Prints each suite's own summary, then one closing line
+# "tests: N passed, N failed" that counts individual tests (CUnit tests,
+# unittest tests, one per fuzz target). Exits non-zero on any failure.
+set -u
+mode=${1:-all}
+BUILD=${PEERCACHE_BUILD:-build}
+PYTHON=${PYTHON:-python3}
+FUZZ_SECONDS=${FUZZ_SECONDS:-20}
+export PEERCACHE_BUILD=$BUILD
+
+passed=0
+failed=0
+failed_suites=()
+logdir=$(mktemp -d)
+trap 'rm -rf "$logdir"' EXIT
+
+# count_cunit LOG: add the "tests" row of CUnit's run summary to the totals.
+count_cunit() {
+	local row
+	row=$(awk '$1 == "tests" && NF >= 5 { print $3, $4, $5 }' "$1" | tail -n 1)
+	if [ -z "$row" ]; then
+		return 1
+	fi
+	set -- $row
+	passed=$((passed + $2))
+	failed=$((failed + $3))
+	# Tests registered but not run (a fatal suite error) count as failures.
+	[ "$1" -eq "$2" ] || failed=$((failed + 1))
+	return 0
+}
+
+run_unit() {
+	local bins
+	bins=$(find "$BUILD/tests" -type f -name '*_ut' -perm -u+x 2>/dev/null | sort)
+	if [ -z "$bins" ]; then
+		echo "run.sh: no unit-test binaries under $BUILD/tests (run make first)" >&2
+		failed=$((failed + 1))
+		return
+	fi
+	for bin in $bins; do
+		local name=${bin#"$BUILD"/tests/} log="$logdir/$(echo "$name" | tr / _).log" rc
+		echo "=== unit: $name"
+		timeout 600 "$bin" >"$log" 2>&1
+		rc=$?
+		cat "$log"
+		if ! count_cunit "$log"; then
+			echo "run.sh: $name printed no CUnit summary (exit $rc)"
+			failed=$((failed + 1))
+		elif [ "$rc" -ne 0 ] && ! awk '$1 == "tests" && $5 != 0 { f = 1 } END { exit !f }' "$log"; then
+			# Every test passed but the binary failed after (a crash, a leak report).
+			failed=$((failed + 1))
+		fi
+		[ "$rc" -eq 0 ] || failed_suites+=("unit: $name (exit $rc)")
+	done
+}
+
+run_integration() {
+	local log="$logdir/integration.log" rc ran fails errors
+	echo "=== integration (python unittest)"
+	timeout 900 "$PYTHON" -m unittest discover -s tests/integration -p 'test_*.py' -v \
+		>"$log" 2>&1
+	rc=$?
+	cat "$log"
+	ran=$(sed -n 's/^Ran \([0-9]*\) tests\{0,1\}.*/\1/p' "$log" | tail -n 1)
+	fails=$(sed -n 's/.*failures=\([0-9]*\).*/\1/p' "$log" | tail -n 1)
+	errors=$(sed -n 's/.*errors=\([0-9]*\).*/\1/p' "$log" | tail -n 1)
+	ran=${ran:-0}
+	fails=$((${fails:-0} + ${errors:-0}))
+	if [ "$ran" -eq 0 ]; then
+		fails=1
+	fi
+	passed=$((passed + ran - (fails > ran ? ran : fails)))
+	failed=$((failed + fails))
+	[ "$rc" -eq 0 ] || failed_suites+=("integration (exit $rc)")
+}
+
+run_fuzz() {
+	local targets
+	targets=$(find "$BUILD/fuzz" -type f -name '*_fuzz' -perm -u+x 2>/dev/null | sort)
+	if [ -z "$targets" ]; then
+		echo "run.sh: no fuzz targets under $BUILD/fuzz" >&2
+		failed=$((failed + 1))
+		return
+	fi
+	for bin in $targets; do
+		local name seeds work log="$logdir/fuzz.log" rc
+		name=$(basename "$bin" _fuzz)
+		seeds=tests/fuzz/corpus/$name
+		work=$(mktemp -d)
+		echo "=== fuzz: $name (${FUZZ_SECONDS}s)"
+		# New inputs go to a scratch corpus; the committed seeds stay as they are.
+		timeout $((FUZZ_SECONDS + 120)) "$bin" -max_total_time="$FUZZ_SECONDS" \
+			-print_final_stats=1 -artifact_prefix="$work/" "$work" "$seeds" >"$log" 2>&1
+		rc=$?
+		grep -E 'stat::number_of_executed_units|stat::peak_rss_mb|ERROR|SUMMARY|Done' "$log"
+		if [ "$rc" -eq 0 ]; then
+			passed=$((passed + 1))
+		else
+			tail -n 60 "$log"
+			for crash in "$work"/crash-* "$work"/leak-* "$work"/timeout-*; do
+				[ -e "$crash" ] && echo "reproducer: $crash" && cp "$crash" "$BUILD/fuzz/"
+			done
+			failed=$((failed + 1))
+			failed_suites+=("fuzz: $name (exit $rc)")
+		fi
+		rm -rf "$work"
+	done
+}
+
+case $mode in
+all) run_unit; run_integration; run_fuzz ;;
+unit) run_unit ;;
+integration) run_integration ;;
+fuzz) run_fuzz ;;
+*) echo "usage: $0 [all|unit|integration|fuzz]" >&2; exit 2 ;;
+esac
+
+echo
+for s in "${failed_suites[@]+"${failed_suites[@]}"}"; do
+	echo "FAILED: $s"
+done
+echo "tests: $passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ ${#failed_suites[@]} -eq 0 ]
