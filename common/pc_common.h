@@ -9,7 +9,7 @@
 
 #include <stddef.h>
 
-#define PC_CACHE_LINE 64
+#define PC_CACHE_LINE    64
 #define PC_CACHE_ALIGNED __attribute__((aligned(PC_CACHE_LINE)))
 
 #define PC_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -17,7 +17,7 @@
 #define PC_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define PC_MAX(a, b) ((a) > (b) ? (a) : (b))
 
-#define PC_LIKELY(x) __builtin_expect(!!(x), 1)
+#define PC_LIKELY(x)   __builtin_expect(!!(x), 1)
 #define PC_UNLIKELY(x) __builtin_expect(!!(x), 0)
 
 #define PC_PRINTF(fmt_idx, arg_idx) __attribute__((format(printf, fmt_idx, arg_idx)))

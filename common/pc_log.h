@@ -18,8 +18,7 @@ extern int pc_logtype_mempool;
 extern int pc_logtype_lcore;
 
 /* PC_LOG(ERR, engine, "bad %d", x): one line, newline added. */
-#define PC_LOG(level, type, fmt, ...)                                                    \
-	rte_log(RTE_LOG_##level, pc_logtype_##type, "peercache." #type ": " fmt "\n",    \
-		##__VA_ARGS__)
+#define PC_LOG(level, type, fmt, ...)                                                              \
+	rte_log(RTE_LOG_##level, pc_logtype_##type, "peercache." #type ": " fmt "\n", ##__VA_ARGS__)
 
 #endif /* PC_LOG_H */

@@ -82,8 +82,7 @@ parse_app(int argc, char **argv, int first, struct pc_args *args, char *err, siz
 			args->sets[args->n_sets++] = val;
 			continue;
 		}
-		snprintf(err, errlen, "unknown option \"%s\" (EAL options go before \"--\")",
-			 arg);
+		snprintf(err, errlen, "unknown option \"%s\" (EAL options go before \"--\")", arg);
 		return -EINVAL;
 	}
 	return 0;
@@ -93,14 +92,15 @@ parse_app(int argc, char **argv, int first, struct pc_args *args, char *err, siz
 static bool
 is_pci_option(const char *arg)
 {
-	static const char *const opts[] = {"-a", "-b", "--allow", "--block", "--no-pci",
-					   "--pci-whitelist", "--pci-blacklist", "-w"};
+	static const char *const opts[] = {
+		"-a", "-b", "--allow", "--block", "--no-pci", "--pci-whitelist", "--pci-blacklist",
+		"-w"};
 
 	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
 		size_t len = strlen(opts[i]);
 
 		if (strncmp(arg, opts[i], len) == 0 && (arg[len] == '\0' || arg[len] == '=' ||
-							 (opts[i][1] != '-' && arg[len] != '\0'))) {
+							(opts[i][1] != '-' && arg[len] != '\0'))) {
 			return true;
 		}
 	}

@@ -17,19 +17,19 @@
 #include "config.h"
 
 #define PC_ARGS_MAX_SETS 128
-#define PC_ARGS_MAX_EAL 256
+#define PC_ARGS_MAX_EAL  256
 
 /* Exit codes of the engine. */
-#define PC_EXIT_OK 0
+#define PC_EXIT_OK      0
 #define PC_EXIT_FAILURE 1 /* EAL or a subsystem could not start */
-#define PC_EXIT_USAGE 2   /* bad command line or bad config */
+#define PC_EXIT_USAGE   2 /* bad command line or bad config */
 
 struct pc_args {
 	int eal_argc;
 	char *eal_argv[PC_ARGS_MAX_EAL + 2]; /* argv[0], the EAL options, maybe --no-pci, NULL */
-	bool eal_in_memory_rewritten;       /* --in-memory became --no-shconf (see below) */
-	bool eal_no_pci_added;              /* --no-pci was added (see below) */
-	const char *config_path; /* NULL = the embedded default */
+	bool eal_in_memory_rewritten;        /* --in-memory became --no-shconf (see below) */
+	bool eal_no_pci_added;               /* --no-pci was added (see below) */
+	const char *config_path;             /* NULL = the embedded default */
 	const char *sets[PC_ARGS_MAX_SETS];
 	int n_sets;
 	bool check_config;

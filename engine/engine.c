@@ -14,7 +14,7 @@
 #include "lcore.h"
 #include "pc_log.h"
 
-#define PC_ENGINE_STATS_PERIOD_US (10 * 1000 * 1000)
+#define PC_ENGINE_STATS_PERIOD_US (10ULL * 1000 * 1000)
 
 struct pc_engine {
 	const struct pc_config *cfg;
@@ -79,7 +79,7 @@ log_lcore_stats(struct pc_engine *e, uint32_t level)
 {
 	unsigned int id;
 
-	RTE_LCORE_FOREACH(id) {
+	RTE_LCORE_FOREACH (id) {
 		struct pc_lcore_stats st;
 		struct pc_lcore *lc = pc_runtime_lcore(e->rt, id);
 		uint64_t total;

@@ -25,8 +25,7 @@
  * Owner-only functions may run on the owner lcore, or on any thread while
  * the runtime is not launched (set-up, tear-down, single-stepped tests).
  */
-#define PC_ASSERT_OWNER(lc)                                                                  \
-	assert(!(lc)->rt->launched || rte_lcore_id() == (lc)->lcore_id)
+#define PC_ASSERT_OWNER(lc) assert(!(lc)->rt->launched || rte_lcore_id() == (lc)->lcore_id)
 
 uint64_t
 pc_tsc_hz(void)
@@ -134,7 +133,7 @@ pc_timer_start(struct pc_lcore *lc, struct pc_timer *timer, uint64_t deadline_ts
 	if (lc->n_timers == lc->cap_timers) {
 		/* Grows only when a new timer is armed: a set-up cost, not a per-pass one. */
 		unsigned int cap = lc->cap_timers ? 2 * lc->cap_timers : 16;
-		struct pc_timer **heap = rte_realloc(lc->heap, cap * sizeof(*heap), 0);
+		struct pc_timer **heap = rte_realloc(lc->heap, cap * sizeof(struct pc_timer *), 0);
 
 		if (heap == NULL) {
 			return -ENOMEM;
@@ -201,7 +200,8 @@ pc_lcore_poller_register(struct pc_lcore *lc, const char *name, pc_poller_fn fn,
 	PC_ASSERT_OWNER(lc);
 	if (lc->n_pollers == lc->cap_pollers) {
 		unsigned int cap = lc->cap_pollers ? 2 * lc->cap_pollers : 8;
-		struct pc_poller **arr = rte_realloc(lc->pollers, cap * sizeof(*arr), 0);
+		struct pc_poller **arr =
+			rte_realloc(lc->pollers, cap * sizeof(struct pc_poller *), 0);
 
 		if (arr == NULL) {
 			PC_LOG(ERR, lcore, "lcore %u: no memory for poller %s", lc->lcore_id, name);
@@ -480,7 +480,7 @@ pc_runtime_create(const struct pc_runtime_opts *opts)
 	rt->idle_policy = opts->idle_policy;
 	rt->control_id = rte_get_main_lcore();
 	rt->n_lcores = rte_lcore_count();
-	RTE_LCORE_FOREACH(id) {
+	RTE_LCORE_FOREACH (id) {
 		struct pc_lcore *lc = lcore_create(rt, id, ring_size);
 
 		if (lc == NULL) {

@@ -12,17 +12,17 @@
 #include "lcore.h"
 #include "pc_common.h"
 
-#define PC_LCORE_MSG_BURST 32         /* messages drained per pass */
-#define PC_LCORE_RING_DEFAULT 4096    /* per-lcore message ring slots */
+#define PC_LCORE_MSG_BURST       32   /* messages drained per pass */
+#define PC_LCORE_RING_DEFAULT    4096 /* per-lcore message ring slots */
 #define PC_LCORE_POLLER_NAME_MAX 32
-#define PC_RUNTIME_NAME_MAX 16
+#define PC_RUNTIME_NAME_MAX      16
 
 /* Adaptive idle policy: idle passes before each back-off step. */
-#define PC_IDLE_SPIN_PASSES 256    /* plain spinning */
-#define PC_IDLE_PAUSE_PASSES 1024  /* then rte_pause() each pass */
-#define PC_IDLE_YIELD_PASSES 2048  /* then sched_yield() each pass, then sleeps */
+#define PC_IDLE_SPIN_PASSES  256  /* plain spinning */
+#define PC_IDLE_PAUSE_PASSES 1024 /* then rte_pause() each pass */
+#define PC_IDLE_YIELD_PASSES 2048 /* then sched_yield() each pass, then sleeps */
 #define PC_IDLE_SLEEP_MIN_US 16
-#define PC_IDLE_SLEEP_MAX_US 1000  /* bounds the reaction time to a message or a stop */
+#define PC_IDLE_SLEEP_MAX_US 1000 /* bounds the reaction time to a message or a stop */
 
 /* One message, stored by value in a ring slot. */
 struct pc_msg {
@@ -68,9 +68,9 @@ struct pc_runtime {
 	unsigned int control_id;
 	unsigned int n_lcores;
 	unsigned int n_workers;
-	struct pc_lcore *by_id[RTE_MAX_LCORE];  /* NULL when not enabled */
+	struct pc_lcore *by_id[RTE_MAX_LCORE];   /* NULL when not enabled */
 	struct pc_lcore *workers[RTE_MAX_LCORE]; /* the worker lcores, in id order */
-	char name[PC_RUNTIME_NAME_MAX]; /* short: it prefixes the ring names */
+	char name[PC_RUNTIME_NAME_MAX];          /* short: it prefixes the ring names */
 };
 
 #endif /* PC_LCORE_INTERNAL_H */

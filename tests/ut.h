@@ -75,9 +75,19 @@ pc_ut_eal_init(const char *name, const char *lcores)
 {
 	char prefix[64];
 	char *argv[] = {
-		(char *)name, "-l", (char *)lcores, "--no-huge", "-m", "256", "--no-shconf",
-		prefix, "--no-pci", "--no-telemetry", "--log-level=lib.*:error",
-		"--log-level=peercache.*:warning", NULL,
+		(char *)name,
+		"-l",
+		(char *)lcores,
+		"--no-huge",
+		"-m",
+		"256",
+		"--no-shconf",
+		prefix,
+		"--no-pci",
+		"--no-telemetry",
+		"--log-level=lib.*:error",
+		"--log-level=peercache.*:warning",
+		NULL,
 	};
 
 	snprintf(prefix, sizeof(prefix), "--file-prefix=ut_%s_%d", name, (int)getpid());

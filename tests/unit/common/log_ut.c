@@ -9,12 +9,10 @@
 #include "../../../common/log.c"
 #include "ut.h"
 
-static int *const g_types[] = {&pc_logtype_engine,  &pc_logtype_config,
-			       &pc_logtype_control, &pc_logtype_verbs,
-			       &pc_logtype_mempool, &pc_logtype_lcore};
-static const char *const g_names[] = {"peercache.engine",  "peercache.config",
-				      "peercache.control", "peercache.verbs",
-				      "peercache.mempool", "peercache.lcore"};
+static int *const g_types[] = {&pc_logtype_engine, &pc_logtype_config,  &pc_logtype_control,
+			       &pc_logtype_verbs,  &pc_logtype_mempool, &pc_logtype_lcore};
+static const char *const g_names[] = {"peercache.engine", "peercache.config",  "peercache.control",
+				      "peercache.verbs",  "peercache.mempool", "peercache.lcore"};
 
 static void
 test_registered_by_name(void)

@@ -113,8 +113,8 @@ static void
 test_pci_scan(void)
 {
 	/* Named devices keep EAL's PCI scan; nothing is added. */
-	const char *named[] = {"-a", "-a0000:3b:00.0", "--allow=0000:3b:00.0", "-b", "--block",
-			       "--no-pci"};
+	const char *named[] = {"-a", "-a0000:3b:00.0", "--allow=0000:3b:00.0",
+			       "-b", "--block",        "--no-pci"};
 
 	for (size_t i = 0; i < PC_ARRAY_SIZE(named); i++) {
 		char *argv[] = {"peercache", "-l", "0", (char *)named[i], NULL};
@@ -193,7 +193,7 @@ static void
 test_load_sets_in_order(void)
 {
 	CU_ASSERT_EQUAL_FATAL(load(ARGV("--", "--set", "vnodes=7", "--set", "disk.size=2gb",
-					   "--set", "vnodes=9")),
+					"--set", "vnodes=9")),
 			      0);
 	CU_ASSERT_EQUAL(g_cfg.vnodes, 9);
 	CU_ASSERT_EQUAL(g_cfg.disk_size, 2ULL << 30);
@@ -206,7 +206,8 @@ test_load_file_then_set(void)
 {
 	char path[] = "/tmp/pc_args_ut_XXXXXX";
 	int fd = mkstemp(path);
-	const char *text = "discovery_addr = \"127.0.0.1:4000\";\nvnodes = 5;\nprotocol = \"tcp\";\n";
+	const char *text =
+		"discovery_addr = \"127.0.0.1:4000\";\nvnodes = 5;\nprotocol = \"tcp\";\n";
 
 	CU_ASSERT_FATAL(fd >= 0);
 	CU_ASSERT_EQUAL_FATAL(write(fd, text, strlen(text)), (ssize_t)strlen(text));
@@ -230,8 +231,7 @@ test_load_errors(void)
 	CU_ASSERT_NOT_EQUAL(load(ARGV("--", "--config", "/nonexistent/pc.cfg")), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(g_err, "/nonexistent/pc.cfg"));
 	/* Cross-key checks run after every --set. */
-	CU_ASSERT_EQUAL(load(ARGV("--", "--set", "heartbeat_interval=5", "--set",
-				     "member_ttl=4")),
+	CU_ASSERT_EQUAL(load(ARGV("--", "--set", "heartbeat_interval=5", "--set", "member_ttl=4")),
 			-EINVAL);
 	CU_ASSERT_PTR_NOT_NULL(strstr(g_err, "member_ttl"));
 }

@@ -137,7 +137,7 @@ test_msgs_ring_full(void)
 
 /* ---- messages across lcores ---- */
 
-#define XL_SENDERS 3
+#define XL_SENDERS    3
 #define XL_PER_SENDER 100000
 
 struct xl_state {
@@ -496,8 +496,8 @@ run_loop_case(enum pc_idle_policy policy, const char *name)
 	uint64_t deadline;
 
 	atomic_store(&g_busy_seen, false);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(pc_lcore_poller_register(worker, "busy", busy_for_a_while,
-							      &left));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(
+		pc_lcore_poller_register(worker, "busy", busy_for_a_while, &left));
 	CU_ASSERT_FALSE(pc_runtime_all_running(rt));
 	CU_ASSERT_EQUAL_FATAL(pc_runtime_launch(rt), 0);
 	CU_ASSERT(wait_until(&g_busy_seen, 30));
@@ -606,7 +606,7 @@ one_lcore_child(void)
 	fails += w != pc_runtime_control(rt);
 	fails += pc_runtime_launch(rt) != 0; /* nothing to launch */
 	fails += pc_lcore_send(w, stop_from_msg, rt) != 0;
-	fails += pc_lcore_run(w) != 0;       /* leaves on the stop message */
+	fails += pc_lcore_run(w) != 0; /* leaves on the stop message */
 	fails += pc_runtime_wait(rt) != 0;
 	fails += w->stats.msgs != 1;
 	pc_runtime_destroy(rt);
