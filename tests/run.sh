@@ -14,6 +14,9 @@ BUILD=${PEERCACHE_BUILD:-build}
 PYTHON=${PYTHON:-python3}
 FUZZ_SECONDS=${FUZZ_SECONDS:-20}
 export PEERCACHE_BUILD=$BUILD
+# Third-party leaks that ASan builds must not fail on (see the file); every
+# test binary and every engine started by the integration tests inherits it.
+export LSAN_OPTIONS="suppressions=$(pwd)/tests/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 
 passed=0
 failed=0
