@@ -178,7 +178,7 @@ static const struct pc_cfg_key g_keys[] = {
 	{.name = "global_segment_size", .type = PC_CFG_SIZE, PC_FIELD(global_segment_size),
 	 .min = (long long)PC_MIB, .max = (long long)(16 * PC_TIB), .def_int = (long long)(4 * PC_GIB),
 	 .section = "Capacity / placement",
-	 .help = "published pool (memory) per node; sliced across tp_size"},
+	 .help = "published pool (memory) per node, shared by all its SGLang ranks"},
 	{.name = "vnodes", .type = PC_CFG_INT, PC_FIELD(vnodes), .min = 1, .max = 4096,
 	 .def_int = 160, .help = "virtual nodes per node on the consistent-hash ring"},
 	{.name = "directory_replicas", .type = PC_CFG_INT, PC_FIELD(directory_replicas), .min = 1,
@@ -1543,8 +1543,13 @@ load_text(struct pc_config *cfg, const char *name, const char *text, size_t len,
 	if (config_read_string(&lc, buf) != CONFIG_TRUE) {
 		const char *text_err = config_error_text(&lc);
 
+		/* libconfig's own text is mostly a bare "syntax error": say what is expected. */
+		if (text_err == NULL || strcmp(text_err, "syntax error") == 0) {
+			text_err = "expected `key = value;` (strings in double quotes, groups as "
+				   "`name = { ... };`)";
+		}
 		set_err(err, errlen, "%s:%d: syntax error: %s", name, config_error_line(&lc),
-			text_err != NULL ? text_err : "unreadable");
+			text_err);
 		rc = -EINVAL;
 		goto err_destroy;
 	}
