@@ -39,14 +39,18 @@ count_cunit() {
 	return 0
 }
 
-run_unit() {
-	local bins
-	bins=$(find "$BUILD/tests" -type f -name '*_ut' -perm -u+x 2>/dev/null | sort)
+# find_bins DIR SUFFIX: set $bins to the executables under DIR named *SUFFIX.
+# Finding none is a failure (a build that produced no tests is not a pass).
+find_bins() {
+	bins=$(find "$1" -type f -name "*$2" -perm -u+x 2>/dev/null | sort)
 	if [ -z "$bins" ]; then
-		echo "run.sh: no unit-test binaries under $BUILD/tests (run make first)" >&2
+		echo "run.sh: no *$2 binaries under $1 (run make first)" >&2
 		failed=$((failed + 1))
-		return
 	fi
+}
+
+run_unit() {
+	find_bins "$BUILD/tests" _ut
 	for bin in $bins; do
 		local name=${bin#"$BUILD"/tests/} log="$logdir/$(echo "$name" | tr / _).log" rc
 		echo "=== unit: $name"
@@ -85,14 +89,8 @@ run_integration() {
 }
 
 run_fuzz() {
-	local targets
-	targets=$(find "$BUILD/fuzz" -type f -name '*_fuzz' -perm -u+x 2>/dev/null | sort)
-	if [ -z "$targets" ]; then
-		echo "run.sh: no fuzz targets under $BUILD/fuzz" >&2
-		failed=$((failed + 1))
-		return
-	fi
-	for bin in $targets; do
+	find_bins "$BUILD/fuzz" _fuzz
+	for bin in $bins; do
 		local name seeds work log="$logdir/fuzz.log" rc
 		name=$(basename "$bin" _fuzz)
 		seeds=tests/fuzz/corpus/$name
