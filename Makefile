@@ -39,7 +39,7 @@ endif
 
 DEP_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 DEP_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-INCLUDES := -I. -Icommon -Iconfig -Ilcore -Iengine
+INCLUDES := -I. -Icommon -Iconfig -Ilcore -Iengine -Icontrol
 
 CFLAGS := -std=gnu11 $(OPT) $(WARN) $(SAN) $(INCLUDES) $(DEP_CFLAGS) \
 	-D_GNU_SOURCE -DALLOW_EXPERIMENTAL_API -MMD -MP
@@ -98,18 +98,22 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libpcengine.a $(BUILD)/.cflags tests/m
 	$(Q)$(CC) $(CFLAGS) -Itests -MF $@.d $(LDFLAGS) -o $@ $< $(BUILD)/libpcengine.a $(LDLIBS) -lcunit
 
 # libFuzzer targets: clang, ASan + UBSan, the decoder sources linked directly.
-FUZZ_CFLAGS := -std=gnu11 -O1 -g -fsanitize=fuzzer,address,undefined $(INCLUDES) \
-	$(shell pkg-config --cflags libconfig 2>/dev/null) -D_GNU_SOURCE
-$(BUILD)/fuzz/config_fuzz: tests/fuzz/config_fuzz.c config/config.c config/config.h
+# Each target tests/fuzz/NAME_fuzz.c names what it links in FUZZ_SRCS_NAME and
+# FUZZ_PKGS_NAME (pkg-config packages); the decoders must not need DPDK.
+FUZZ_CFLAGS := -std=gnu11 -O1 -g -fsanitize=fuzzer,address,undefined $(INCLUDES) -D_GNU_SOURCE
+FUZZ_SRCS_config := config/config.c
+FUZZ_PKGS_config := libconfig
+FUZZ_SRCS_size := config/config.c
+FUZZ_PKGS_size := libconfig
+FUZZ_SRCS_auth := control/auth.c
+FUZZ_PKGS_auth := libsodium
+
+.SECONDEXPANSION:
+$(BUILD)/fuzz/%_fuzz: tests/fuzz/%_fuzz.c $$(FUZZ_SRCS_$$*) $$(wildcard $$(dir $$(FUZZ_SRCS_$$*))*.h)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ    $@")
-	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ tests/fuzz/config_fuzz.c config/config.c \
-		$(shell pkg-config --libs libconfig)
-$(BUILD)/fuzz/size_fuzz: tests/fuzz/size_fuzz.c config/config.c config/config.h
-	@mkdir -p $(dir $@)
-	@$(if $(Q),echo "  FUZZ    $@")
-	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ tests/fuzz/size_fuzz.c config/config.c \
-		$(shell pkg-config --libs libconfig)
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) $(shell pkg-config --cflags $(FUZZ_PKGS_$*) 2>/dev/null) \
+		-o $@ $< $(FUZZ_SRCS_$*) $(shell pkg-config --libs $(FUZZ_PKGS_$*) 2>/dev/null)
 
 test: all $(FUZZ_BINS)
 	@PEERCACHE_BUILD=$(BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) PYTHON=$(PYTHON) \
@@ -145,7 +149,7 @@ lint: $(BUILD)/.cflags
 	cppcheck --quiet --error-exitcode=1 --std=c11 --inline-suppr \
 		--enable=warning,performance,portability --suppress=missingIncludeSystem \
 		-D__x86_64__ -DPC_VERSION='"lint"' -DPC_GIT_REV='"lint"' \
-		-Icommon -Iconfig -Ilcore -Iengine $(LINT_SRCS)
+		-Icommon -Iconfig -Ilcore -Iengine -Icontrol $(LINT_SRCS)
 
 clean:
 	rm -rf $(BUILD)
