@@ -15,7 +15,7 @@ PKGS := libdpdk libibverbs libmlx5 libconfig cunit liburing libsodium
 
 NO_DEPS_GOALS := clean format format-check help
 ifneq ($(filter-out $(NO_DEPS_GOALS),$(or $(MAKECMDGOALS),all)),)
-ifneq ($(shell pkg-config --exists $(PKGS) 2>/dev/null && command -v clang >/dev/null && command -v python3 >/dev/null && echo ok),ok)
+ifneq ($(shell pkg-config --exists $(PKGS) 2>/dev/null && command -v clang >/dev/null && command -v llvm-symbolizer >/dev/null && command -v python3 >/dev/null && echo ok),ok)
 $(info make: some dependencies are missing; running scripts/install-deps.sh)
 DEPS_RC := $(shell bash scripts/install-deps.sh >&2; echo $$?)
 ifneq ($(DEPS_RC),0)

@@ -9,7 +9,7 @@ PACKAGES=(
 	dpdk-dev libdpdk-dev libnuma-dev
 	libibverbs-dev rdma-core
 	libconfig-dev libcunit1-dev liburing-dev libsodium-dev
-	clang clang-format clang-tidy cppcheck libclang-rt-14-dev
+	clang clang-format clang-tidy cppcheck libclang-rt-14-dev llvm
 	python3 iproute2 procps
 )
 

@@ -17,6 +17,10 @@ export PEERCACHE_BUILD=$BUILD
 # Third-party leaks that ASan builds must not fail on (see the file); every
 # test binary and every engine started by the integration tests inherits it.
 export LSAN_OPTIONS="suppressions=$(pwd)/tests/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+# Suppressions match function names, so reports must be symbolized (package llvm).
+if command -v llvm-symbolizer >/dev/null; then
+	export ASAN_SYMBOLIZER_PATH=${ASAN_SYMBOLIZER_PATH:-$(command -v llvm-symbolizer)}
+fi
 
 passed=0
 failed=0
