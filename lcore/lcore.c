@@ -479,7 +479,6 @@ pc_runtime_create(const struct pc_runtime_opts *opts)
 	snprintf(rt->name, sizeof(rt->name), "%s", opts->name ? opts->name : "pc");
 	rt->idle_policy = opts->idle_policy;
 	rt->control_id = rte_get_main_lcore();
-	rt->n_lcores = rte_lcore_count();
 	RTE_LCORE_FOREACH (id) {
 		struct pc_lcore *lc = lcore_create(rt, id, ring_size);
 

@@ -66,7 +66,6 @@ struct pc_runtime {
 	bool launched;
 	enum pc_idle_policy idle_policy;
 	unsigned int control_id;
-	unsigned int n_lcores;
 	unsigned int n_workers;
 	struct pc_lcore *by_id[RTE_MAX_LCORE];   /* NULL when not enabled */
 	struct pc_lcore *workers[RTE_MAX_LCORE]; /* the worker lcores, in id order */

@@ -27,9 +27,10 @@ STOP_TIMEOUT = 30
 
 # Every key of the seed's extra_config reference plus the engine's own.
 ALL_KEYS = [
-    "backend_name", "module_path", "class_name", "discovery_addr",
+    "backend_name", "module_path", "class_name", "interface_v1", "autostart",
+    "discovery_addr",
     "mode", "write_policy", "role",
-    "protocol", "device_name", "ib_port", "gid_index", "max_channels_per_peer",
+    "protocol", "device_name", "device_names", "ib_port", "gid_index", "max_channels_per_peer",
     "global_segment_size", "vnodes", "directory_replicas", "directory_read_cache_ttl",
     "max_masters",
     "disk_enabled", "disk_path", "disk_size",
