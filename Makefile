@@ -39,7 +39,7 @@ endif
 
 DEP_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 DEP_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-INCLUDES := -I. -Icommon -Iconfig -Ilcore -Iengine -Icontrol
+INCLUDES := -I. -Icommon -Iconfig -Ilcore -Iengine -Icontrol -Imempool
 
 CFLAGS := -std=gnu11 $(OPT) $(WARN) $(SAN) $(INCLUDES) $(DEP_CFLAGS) \
 	-D_GNU_SOURCE -DALLOW_EXPERIMENTAL_API -MMD -MP
@@ -107,6 +107,8 @@ FUZZ_SRCS_size := config/config.c
 FUZZ_PKGS_size := libconfig
 FUZZ_SRCS_auth := control/auth.c
 FUZZ_PKGS_auth := libsodium
+FUZZ_SRCS_page := mempool/page.c
+FUZZ_PKGS_page := libsodium libdpdk
 
 .SECONDEXPANSION:
 $(BUILD)/fuzz/%_fuzz: tests/fuzz/%_fuzz.c $$(FUZZ_SRCS_$$*) $$(wildcard $$(dir $$(FUZZ_SRCS_$$*))*.h)
@@ -149,7 +151,7 @@ lint: $(BUILD)/.cflags
 	cppcheck --quiet --error-exitcode=1 --std=c11 --inline-suppr \
 		--enable=warning,performance,portability --suppress=missingIncludeSystem \
 		-D__x86_64__ -DPC_VERSION='"lint"' -DPC_GIT_REV='"lint"' \
-		-Icommon -Iconfig -Ilcore -Iengine -Icontrol $(LINT_SRCS)
+		-Icommon -Iconfig -Ilcore -Iengine -Icontrol -Imempool $(LINT_SRCS)
 
 clean:
 	rm -rf $(BUILD)
