@@ -92,7 +92,8 @@ $(BUILD)/peercache: $(ENGINE_OBJS) $(BUILD)/libpcengine.a
 
 # One CUnit binary per source file; a test may #include the .c under test,
 # in which case the archive's copy is simply not pulled in.
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libpcengine.a $(BUILD)/.cflags tests/mock.h
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libpcengine.a $(BUILD)/.cflags tests/mock.h tests/ut.h \
+		tests/helpers.h
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC LD   $@")
 	$(Q)$(CC) $(CFLAGS) -Itests -MF $@.d $(LDFLAGS) -o $@ $< $(BUILD)/libpcengine.a $(LDLIBS) -lcunit
@@ -100,7 +101,8 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libpcengine.a $(BUILD)/.cflags tests/m
 # libFuzzer targets: clang, ASan + UBSan, the decoder sources linked directly.
 # Each target tests/fuzz/NAME_fuzz.c names what it links in FUZZ_SRCS_NAME and
 # FUZZ_PKGS_NAME (pkg-config packages); the decoders must not need DPDK.
-FUZZ_CFLAGS := -std=gnu11 -O1 -g -fsanitize=fuzzer,address,undefined $(INCLUDES) -D_GNU_SOURCE
+FUZZ_CFLAGS := -std=gnu11 -O1 -g -fsanitize=fuzzer,address,undefined $(INCLUDES) -Itests \
+	-D_GNU_SOURCE
 FUZZ_SRCS_config := config/config.c
 FUZZ_PKGS_config := libconfig
 FUZZ_SRCS_size := config/config.c
@@ -111,7 +113,7 @@ FUZZ_SRCS_page := mempool/page.c
 FUZZ_PKGS_page := libsodium libdpdk
 
 .SECONDEXPANSION:
-$(BUILD)/fuzz/%_fuzz: tests/fuzz/%_fuzz.c $$(FUZZ_SRCS_$$*) $$(wildcard $$(dir $$(FUZZ_SRCS_$$*))*.h)
+$(BUILD)/fuzz/%_fuzz: tests/fuzz/%_fuzz.c tests/helpers.h $$(FUZZ_SRCS_$$*) $$(wildcard $$(dir $$(FUZZ_SRCS_$$*))*.h)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ    $@")
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) $(shell pkg-config --cflags $(FUZZ_PKGS_$*) 2>/dev/null) \

@@ -24,6 +24,7 @@
 #include <sodium.h>
 
 #include "auth.h"
+#include "helpers.h"
 
 #define FUZZ_F_SERVER_SECRET 0x01
 #define FUZZ_F_CLIENT_SECRET 0x02
@@ -32,19 +33,6 @@ static const uint8_t g_secret[] = "fuzz cluster secret, 0123456789";
 #define SECRET_LEN (sizeof(g_secret) - 1)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static bool
-zero(const void *p, size_t n)
-{
-	const uint8_t *b = p;
-
-	for (size_t i = 0; i < n; i++) {
-		if (b[i] != 0) {
-			return false;
-		}
-	}
-	return true;
-}
 
 /* The result of any step: a known code, done() agreeing, and a failure that sticks. */
 static void
@@ -60,7 +48,7 @@ check_rc(const struct pc_auth *a, int rc)
 		__builtin_trap();
 	}
 	/* Whichever way it ended, the key is gone. */
-	if (!zero(&a->key, sizeof(a->key))) {
+	if (!all_zero(&a->key, sizeof(a->key))) {
 		__builtin_trap();
 	}
 }
@@ -90,10 +78,11 @@ fuzz_server(bool secret, const uint8_t *msg, size_t len)
 	if (rc == 0) {
 		/* Only the open RESPONSE gets through, and only to an open server. */
 		if (secret || len != PC_AUTH_RESPONSE_LEN || !is_header(msg, 2, 0) ||
-		    !zero(msg + 40, PC_AUTH_MAC_LEN) || memcmp(msg + 8, challenge + 8, 32) == 0) {
+		    !all_zero(msg + 40, PC_AUTH_MAC_LEN) ||
+		    memcmp(msg + 8, challenge + 8, 32) == 0) {
 			__builtin_trap();
 		}
-		if (!is_header(confirm, 3, 0) || !zero(confirm + 8, PC_AUTH_MAC_LEN)) {
+		if (!is_header(confirm, 3, 0) || !all_zero(confirm + 8, PC_AUTH_MAC_LEN)) {
 			__builtin_trap();
 		}
 	}
@@ -120,7 +109,7 @@ round_trip(struct pc_auth *cli, bool secret, const uint8_t *challenge,
 
 	if (!is_header(response, 2, secret ? 1 : 0) ||
 	    memcmp(response + 8, challenge + 8, PC_AUTH_NONCE_LEN) == 0 ||
-	    secret == zero(response + 40, PC_AUTH_MAC_LEN)) {
+	    secret == all_zero(response + 40, PC_AUTH_MAC_LEN)) {
 		__builtin_trap();
 	}
 	if (pc_auth_server_start(&srv, g_secret, secret ? SECRET_LEN : 0, mine) != 0) {
@@ -153,7 +142,7 @@ fuzz_client_challenge(bool cli_secret, const uint8_t *msg, size_t len)
 			__builtin_trap();
 		}
 		check_rc(&cli, rc);
-		if (!zero(response, sizeof(response))) {
+		if (!all_zero(response, sizeof(response))) {
 			__builtin_trap();
 		}
 		return;
@@ -184,7 +173,7 @@ fuzz_client_confirm(bool cli_secret, const uint8_t *msg, size_t len)
 	rc = pc_auth_client_finish(&cli, msg, len);
 	check_rc(&cli, rc);
 	if (rc == 0 && (cli_secret || len != PC_AUTH_CONFIRM_LEN || !is_header(msg, 3, 0) ||
-			!zero(msg + 8, PC_AUTH_MAC_LEN))) {
+			!all_zero(msg + 8, PC_AUTH_MAC_LEN))) {
 		__builtin_trap();
 	}
 	if (pc_auth_client_finish(&cli, msg, len) != (rc == 0 ? -EPROTO : rc)) {

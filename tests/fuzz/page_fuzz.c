@@ -28,22 +28,9 @@
 #include <string.h>
 
 #include "page.h"
+#include "helpers.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static uint32_t
-ref_crc32c(const uint8_t *p, size_t n)
-{
-	uint32_t crc = 0xFFFFFFFFu;
-
-	for (size_t i = 0; i < n; i++) {
-		crc ^= p[i];
-		for (int k = 0; k < 8; k++) {
-			crc = (crc >> 1) ^ (0x82F63B78u & (0u - (crc & 1u)));
-		}
-	}
-	return ~crc;
-}
 
 static uint32_t
 le32(const uint8_t *p)

@@ -15,6 +15,7 @@
 
 #include "../../../control/auth.c"
 #include "ut.h"
+#include "helpers.h"
 
 #define LABEL_LEN 24 /* "peercache-auth-v1 client" without its NUL */
 
@@ -70,19 +71,6 @@ ref_mac(const uint8_t *secret, size_t len, const char *label, const uint8_t *fir
 	crypto_auth_hmacsha256_init(&st, secret, len);
 	crypto_auth_hmacsha256_update(&st, in, sizeof(in));
 	crypto_auth_hmacsha256_final(&st, mac);
-}
-
-static bool
-all_zero(const void *p, size_t n)
-{
-	const uint8_t *b = p;
-
-	for (size_t i = 0; i < n; i++) {
-		if (b[i] != 0) {
-			return false;
-		}
-	}
-	return true;
 }
 
 static void

@@ -20,6 +20,7 @@
 
 #include "../../../mempool/page.c"
 #include "ut.h"
+#include "helpers.h"
 
 #define PAYLOAD_LEN 1000 /* not a multiple of 8: the CRC's byte tail runs too */
 
@@ -77,21 +78,6 @@ fill(uint8_t *p, size_t n, uint8_t seed)
 	for (size_t i = 0; i < n; i++) {
 		p[i] = (uint8_t)(seed + i * 31);
 	}
-}
-
-/* Reference CRC32C, bit by bit: reflected polynomial 0x82F63B78, init and final xor ~0. */
-static uint32_t
-ref_crc32c(const uint8_t *p, size_t n)
-{
-	uint32_t crc = 0xFFFFFFFFu;
-
-	for (size_t i = 0; i < n; i++) {
-		crc ^= p[i];
-		for (int k = 0; k < 8; k++) {
-			crc = (crc >> 1) ^ (0x82F63B78u & (0u - (crc & 1u)));
-		}
-	}
-	return ~crc;
 }
 
 /* Rewrite header_crc after a deliberate edit, so only the edited field is wrong. */
