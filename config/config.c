@@ -244,6 +244,18 @@ static const struct pc_cfg_key g_keys[] = {
 	{.name = "idle_policy", .type = PC_CFG_ENUM, PC_FIELD(idle_policy),
 	 .names = g_idle_policy_names, .def_int = PC_IDLE_BUSY,
 	 .help = "busy (never sleep) or adaptive (back off when idle)"},
+	{.name = "max_sessions", .type = PC_CFG_INT, PC_FIELD(max_sessions), .min = 1,
+	 .max = 4096, .def_int = 256, .help = "client sessions open at once"},
+	{.name = "request_timeout", .type = PC_CFG_DECIMAL, PC_FIELD(request_timeout),
+	 .dmin = 0.001, .dmax = 3600.0, .def_dec = 5.0,
+	 .help = "seconds a client request may take; also how long an uncommitted SET or an "
+		 "unacknowledged GET keeps its pages"},
+	{.name = "page_quarantine", .type = PC_CFG_DECIMAL, PC_FIELD(page_quarantine),
+	 .dmin = 0.0, .dmax = 3600.0, .def_dec = 1.0,
+	 .help = "seconds a freed page slot waits before reuse, so that a remote READ still in "
+		 "flight reads an invalid header, never new bytes; longer than any transfer deadline"},
+	{.name = "page_crc", .type = PC_CFG_BOOL, PC_FIELD(page_crc), .def_int = 0,
+	 .help = "compute a CRC32C of every payload at commit and check it on every read"},
 	{.name = "cluster_secret", .type = PC_CFG_STRING, PC_FIELD(cluster_secret),
 	 .max = PC_CONFIG_SECRET_MAX - 1, .check = check_secret,
 	 .expect = "\"\" or a secret of at least 16 characters", .flags = PC_CFG_F_SECRET,
@@ -280,7 +292,7 @@ static const char g_embedded_text[] =
 	"protocol = \"tcp\";\n"
 	"disk_enabled = false;\n"
 	"idle_policy = \"adaptive\";\n"
-	"global_segment_size = \"256mb\";\n"
+	"global_segment_size = \"2gb\";\n"
 	"engine_socket = \"/tmp/peercache/engine.sock\";\n";
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...) PC_PRINTF(3, 4);

@@ -117,6 +117,10 @@ struct pc_config {
 	/* The engine's own. */
 	char engine_socket[PC_CONFIG_STR_MAX];
 	enum pc_idle_policy idle_policy;
+	int max_sessions;
+	double request_timeout; /* seconds */
+	double page_quarantine; /* seconds */
+	bool page_crc;
 	char cluster_secret[PC_CONFIG_SECRET_MAX]; /* resolved: inline or read from the file */
 	char cluster_secret_file[PC_CONFIG_STR_MAX];
 	int config_version;

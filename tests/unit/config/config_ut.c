@@ -194,7 +194,7 @@ test_table_integrity(void)
 {
 	size_t prev_end = 0;
 
-	CU_ASSERT_EQUAL(PC_CFG_NKEYS, 41);
+	CU_ASSERT_EQUAL(PC_CFG_NKEYS, 45);
 	CU_ASSERT(PC_CFG_NKEYS <= PC_CONFIG_MAX_KEYS);
 	for (int i = 0; i < PC_CFG_NKEYS; i++) {
 		const struct pc_cfg_key *k = &g_keys[i];
@@ -321,7 +321,7 @@ test_embedded(void)
 	CU_ASSERT_EQUAL(g_cfg.protocol, PC_PROTO_TCP);
 	CU_ASSERT_FALSE(g_cfg.disk_enabled);
 	CU_ASSERT_EQUAL(g_cfg.idle_policy, PC_IDLE_ADAPTIVE);
-	CU_ASSERT_EQUAL(g_cfg.global_segment_size, 256ULL << 20);
+	CU_ASSERT_EQUAL(g_cfg.global_segment_size, 2ULL << 30);
 	CU_ASSERT_STRING_EQUAL(g_cfg.engine_socket, "/tmp/peercache/engine.sock");
 	CU_ASSERT_EQUAL(g_cfg.metrics_port, 0);
 	CU_ASSERT(line_of(&g_cfg, "discovery_addr") > 0);
@@ -1386,6 +1386,10 @@ test_print_round_trip_all_keys(void)
 		 "member_ttl = 1.7000000000000002;\n"
 		 "engine_socket = \"/tmp/pc-ut/engine.sock\";\n"
 		 "idle_policy = \"adaptive\";\n"
+		 "max_sessions = 17;\n"
+		 "request_timeout = 0.75;\n"
+		 "page_quarantine = 2.5;\n"
+		 "page_crc = true;\n"
 		 "cluster_secret_file = \"%s\";\n"
 		 "config_version = 1;\n",
 		 path);
