@@ -39,7 +39,7 @@ endif
 
 DEP_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 DEP_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-INCLUDES := -I. -Icommon -Iconfig -Ilcore -Iengine -Icontrol -Imempool
+INCLUDES := -I. -Icommon -Iconfig -Ilcore -Iengine -Icontrol -Imempool -Iclient
 
 CFLAGS := -std=gnu11 $(OPT) $(WARN) $(SAN) $(INCLUDES) $(DEP_CFLAGS) \
 	-D_GNU_SOURCE -DALLOW_EXPERIMENTAL_API -MMD -MP
@@ -111,6 +111,8 @@ FUZZ_SRCS_auth := control/auth.c
 FUZZ_PKGS_auth := libsodium
 FUZZ_SRCS_page := mempool/page.c
 FUZZ_PKGS_page := libsodium libdpdk
+FUZZ_SRCS_session := engine/session_proto.c
+FUZZ_PKGS_session :=
 
 .SECONDEXPANSION:
 $(BUILD)/fuzz/%_fuzz: tests/fuzz/%_fuzz.c tests/helpers.h $$(FUZZ_SRCS_$$*) $$(wildcard $$(dir $$(FUZZ_SRCS_$$*))*.h)
@@ -132,7 +134,7 @@ integration: all
 fuzz: $(FUZZ_BINS)
 	@PEERCACHE_BUILD=$(BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) tests/run.sh fuzz
 
-demo: $(BUILD)/peercache
+demo: all
 	@PEERCACHE_BUILD=$(BUILD) scripts/demo.sh
 
 install-deps:
@@ -160,5 +162,8 @@ clean:
 
 help:
 	@sed -n '1,12p' Makefile
+
+# Module fragments: the client library and the integration-test tools.
+include $(wildcard client/client.mk tests/integration/integration.mk)
 
 -include $(LIB_OBJS:.o=.d) $(ENGINE_OBJS:.o=.d) $(UT_BINS:=.d)

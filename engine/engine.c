@@ -13,6 +13,8 @@
 #include "engine.h"
 #include "lcore.h"
 #include "pc_log.h"
+#include "session.h"
+#include "store.h"
 
 #define PC_ENGINE_STATS_PERIOD_US (10ULL * 1000 * 1000)
 
@@ -22,6 +24,11 @@ struct pc_engine {
 	struct pc_lcore *control;
 	struct pc_poller *stop_poller;
 	struct pc_poller *ready_poller;
+	struct pc_poller *store_poller;
+	struct pc_store *store;
+	struct pc_sessions *sessions;
+	unsigned int control_ci;
+	bool store_reader;
 	struct pc_timer stats_timer;
 	uint64_t start_tsc;
 };
@@ -106,6 +113,48 @@ stats_fire(struct pc_timer *timer, void *arg, uint64_t now_tsc)
 	log_lcore_stats(arg, RTE_LOG_DEBUG);
 }
 
+/* The control lcore's share of the store: its quarantine, RCU state and eviction. */
+static int
+store_poll(void *arg, uint64_t now_tsc)
+{
+	struct pc_engine *e = arg;
+	int work;
+
+	if (!e->store_reader) {
+		if (pc_store_reader_register(e->store, e->control_ci) != 0) {
+			return 0;
+		}
+		e->store_reader = true;
+	}
+	work = pc_store_poll(e->store, e->control_ci, now_tsc);
+	return work + pc_store_evict_poll(e->store, e->control_ci, now_tsc);
+}
+
+static int
+create_store(struct pc_engine *e)
+{
+	const struct pc_config *cfg = e->cfg;
+	unsigned int nworkers = pc_runtime_worker_count(e->rt);
+	bool control_works = pc_lcore_is_control(pc_runtime_worker(e->rt, 0));
+	struct pc_store_opts o = {
+		.name = "pc",
+		.segment_size = cfg->global_segment_size,
+		.hugepages = rte_eal_has_hugepages() != 0,
+		/* Workers use 0..n-1, the control lcore n (or 0 when it runs the workers too). */
+		.nb_caches = control_works ? 1 : nworkers + 1,
+		.quarantine_us = (uint64_t)(cfg->page_quarantine * 1e6),
+		.page_crc = cfg->page_crc,
+	};
+
+	e->control_ci = control_works ? 0 : nworkers;
+	e->store = pc_store_create(&o);
+	if (e->store == NULL) {
+		return -ENOMEM;
+	}
+	e->store_poller = pc_lcore_poller_register(e->control, "store", store_poll, e);
+	return e->store_poller == NULL ? -ENOMEM : 0;
+}
+
 struct pc_engine *
 pc_engine_create(const struct pc_config *cfg)
 {
@@ -139,6 +188,13 @@ pc_engine_create(const struct pc_config *cfg)
 	if (e->ready_poller == NULL) {
 		goto err_destroy_runtime;
 	}
+	if (create_store(e) != 0) {
+		goto err_destroy_runtime;
+	}
+	e->sessions = pc_sessions_create(cfg, e->rt, e->store);
+	if (e->sessions == NULL) {
+		goto err_destroy_runtime;
+	}
 	pc_timer_init(&e->stats_timer, stats_fire, e);
 	if (pc_timer_start(e->control, &e->stats_timer,
 			   e->start_tsc + pc_us_to_tsc(PC_ENGINE_STATS_PERIOD_US),
@@ -148,6 +204,8 @@ pc_engine_create(const struct pc_config *cfg)
 	return e;
 
 err_destroy_runtime:
+	pc_sessions_destroy(e->sessions);
+	pc_store_destroy(e->store);
 	/* The runtime frees the pollers and timer heap registered on its lcores. */
 	pc_runtime_destroy(e->rt);
 err_free_engine:
@@ -176,6 +234,11 @@ pc_engine_destroy(struct pc_engine *e)
 	if (e == NULL) {
 		return;
 	}
+	pc_sessions_destroy(e->sessions);
+	if (e->store_reader) {
+		pc_store_reader_unregister(e->store, e->control_ci);
+	}
+	pc_store_destroy(e->store);
 	if (e->rt != NULL) {
 		pc_timer_stop(e->control, &e->stats_timer);
 		pc_runtime_destroy(e->rt);

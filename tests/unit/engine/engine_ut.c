@@ -48,10 +48,12 @@ test_run_until_signal(void)
 	pthread_join(thread, NULL);
 	CU_ASSERT_TRUE(pc_runtime_all_running(e->rt));
 	CU_ASSERT_TRUE(pc_runtime_stopping(e->rt));
-	/* Both one-shot pollers removed themselves; only the timer remains. */
+	/* Both one-shot pollers removed themselves; the store's and the session socket's remain. */
 	CU_ASSERT_PTR_NULL(e->ready_poller);
 	CU_ASSERT_PTR_NULL(e->stop_poller);
-	CU_ASSERT_EQUAL(e->control->n_pollers, 0);
+	CU_ASSERT_PTR_NOT_NULL(e->store);
+	CU_ASSERT_PTR_NOT_NULL(e->sessions);
+	CU_ASSERT_EQUAL(e->control->n_pollers, 2);
 	pc_lcore_get_stats(pc_runtime_worker(e->rt, 0), &st);
 	CU_ASSERT(st.passes > 0);
 	pc_lcore_get_stats(e->control, &st);
@@ -103,6 +105,10 @@ main(void)
 		fprintf(stderr, "engine_ut: embedded config: %s\n", err);
 		return 1;
 	}
+	/* A small segment and a socket of its own. */
+	g_cfg.global_segment_size = 16ULL << 20;
+	snprintf(g_cfg.engine_socket, sizeof(g_cfg.engine_socket), "/tmp/pc-engine-ut-%d.sock",
+		 (int)getpid());
 	if (pc_ut_eal_init("engine_ut", "0-1") != 0) {
 		return 1;
 	}
