@@ -37,7 +37,8 @@ ALL_KEYS = [
     "metrics_enabled", "metrics_port", "metrics_bind_host", "metrics_dashboard",
     "meta_bind_host", "local_hostname", "rdma_bind_host", "rdma_port",
     "control_bind_host", "control_port", "node_id", "heartbeat_interval", "member_ttl",
-    "engine_socket", "idle_policy", "cluster_secret_file", "config_version",
+    "engine_socket", "idle_policy", "max_sessions", "request_timeout", "page_quarantine",
+    "page_crc", "cluster_secret_file", "config_version",
 ]
 
 _counter = 0
@@ -189,8 +190,9 @@ class EngineLifecycle(unittest.TestCase):
 
     def test_two_engines_share_the_machine(self):
         # Two engines on the same two cores, as in the cross-node tests to come.
-        a = self.start([])
-        b = self.start([])
+        # Each needs its own client socket: a second engine on a live socket is refused.
+        a = self.start(["--set", "engine_socket=" + os.path.join(self.tmp.name, "a.sock")])
+        b = self.start(["--set", "engine_socket=" + os.path.join(self.tmp.name, "b.sock")])
         self.assertTrue(a.wait_ready(), a.output())
         self.assertTrue(b.wait_ready(), b.output())
         self.assertEqual(a.stop(), 0, a.output())
