@@ -104,8 +104,13 @@ segment_map(struct pc_segment *seg, const char *name, uint64_t size, uint64_t hu
 		rc = -errno;
 		goto err_close;
 	}
+	/*
+	 * Hugepages are faulted in now, as DPDK does with its own: the pool is
+	 * reserved memory, and the first SET of each page must not pay for the
+	 * kernel clearing it. Plain pages (tests, laptops) stay lazy.
+	 */
 	base = mmap(NULL, len, PROT_READ | PROT_WRITE,
-		    MAP_SHARED | (huge_sz != 0 ? 0 : MAP_NORESERVE), fd, 0);
+		    MAP_SHARED | (huge_sz != 0 ? MAP_POPULATE : MAP_NORESERVE), fd, 0);
 	if (base == MAP_FAILED) {
 		rc = -errno;
 		goto err_close;
