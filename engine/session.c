@@ -35,7 +35,7 @@
 #define PC_SESS_SWEEP_US     10000   /* worker: how often leases are checked */
 #define PC_SESS_HELLO_US     5000000 /* a connection must say hello within this */
 #define PC_SESS_EPOLL_EVENTS 32
-#define PC_SESS_CTL_MSG_MAX  4
+#define PC_SESS_PENDING_MAX  64 /* connections beyond max_sessions awaiting hello */
 
 /* Engine-private state of one request slot. */
 enum eslot_state {
@@ -151,6 +151,7 @@ struct pc_sessions {
 	uint64_t lease_tsc;
 	uint64_t lease_ns;
 	struct pc_session *list; /* every session not yet freed */
+	unsigned int nconn;      /* sessions in list */
 	_Atomic uint64_t open;
 	uint64_t opened;
 	uint64_t closed;
@@ -977,6 +978,7 @@ control_free_session(struct pc_sessions *ss, struct pc_session *s)
 	for (pp = &ss->list; *pp != NULL; pp = &(*pp)->next) {
 		if (*pp == s) {
 			*pp = s->next;
+			ss->nconn--;
 			break;
 		}
 	}
@@ -1126,8 +1128,12 @@ send_welcome(struct pc_sessions *ss, struct pc_session *s, const struct pc_hello
 	return 0;
 }
 
-/* The hello arrived (or the socket has something to say). Returns false to drop the connection. */
-static bool
+/*
+ * The hello arrived (or the socket has something to say). Returns the
+ * session (it may have moved while growing), or NULL when the connection
+ * was refused and freed.
+ */
+static struct pc_session *
 on_hello(struct pc_sessions *ss, struct pc_session *s)
 {
 	struct pc_hello buf;
@@ -1141,10 +1147,10 @@ on_hello(struct pc_sessions *ss, struct pc_session *s)
 
 	n = recv(s->sock, &buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-		return true;
+		return s;
 	}
 	if (n <= 0) {
-		return false;
+		goto err_free;
 	}
 	rc = pc_hello_decode(&buf, PC_MIN((size_t)n, sizeof(buf)), &h, why, sizeof(why));
 	if (rc == 0 && (size_t)n > sizeof(buf)) {
@@ -1153,19 +1159,19 @@ on_hello(struct pc_sessions *ss, struct pc_session *s)
 	}
 	if (rc != 0) {
 		send_refusal(ss, s, rc, why);
-		return false;
+		goto err_free;
 	}
 	nslots = h.nslots;
 	if (atomic_load(&ss->open) >= (uint64_t)ss->cfg->max_sessions) {
 		snprintf(why, sizeof(why), "max_sessions (%d) reached", ss->cfg->max_sessions);
 		send_refusal(ss, s, -EUSERS, why);
-		return false;
+		goto err_free;
 	}
 	/* Grow the session to hold its slots' engine state. */
 	grown = rte_realloc(s, sizeof(*s) + nslots * sizeof(struct pc_eslot), 64);
 	if (grown == NULL) {
 		send_refusal(ss, s, -ENOMEM, "engine out of memory");
-		return false;
+		goto err_free;
 	}
 	if (grown != s) {
 		struct pc_session **pp;
@@ -1191,12 +1197,12 @@ on_hello(struct pc_sessions *ss, struct pc_session *s)
 	if (rc != 0) {
 		snprintf(why, sizeof(why), "cannot build the session region: %s", strerror(-rc));
 		send_refusal(ss, s, rc, why);
-		return false;
+		goto err_free;
 	}
 	rc = send_welcome(ss, s, &r);
 	if (rc != 0) {
 		PC_LOG(WARNING, engine, "session %u: reply not sent: %s", s->id, strerror(-rc));
-		return false;
+		goto err_free;
 	}
 	s->owner = least_loaded_worker(ss);
 	s->state = SS_ATTACH;
@@ -1207,7 +1213,11 @@ on_hello(struct pc_sessions *ss, struct pc_session *s)
 	       "worker lcore %u",
 	       s->id, (int)s->pid, h.pid, (int)s->ns_len, s->ns, s->nslots,
 	       pc_lcore_id(s->owner->lc));
-	return true;
+	return s;
+
+err_free:
+	control_free_session(ss, s);
+	return NULL;
 }
 
 static void
@@ -1226,6 +1236,12 @@ accept_clients(struct pc_sessions *ss, uint64_t now_tsc)
 				       strerror(errno));
 			}
 			return;
+		}
+		/* Connections that have not said hello yet are capped too. */
+		if (ss->nconn >= (unsigned int)ss->cfg->max_sessions + PC_SESS_PENDING_MAX) {
+			ss->hello_refused++;
+			close(fd);
+			continue;
 		}
 		s = rte_zmalloc(NULL, sizeof(*s), 64);
 		if (s == NULL) {
@@ -1249,6 +1265,7 @@ accept_clients(struct pc_sessions *ss, uint64_t now_tsc)
 		}
 		s->next = ss->list;
 		ss->list = s;
+		ss->nconn++;
 	}
 }
 
@@ -1260,8 +1277,10 @@ on_session_event(struct pc_sessions *ss, struct pc_session *s, uint32_t events)
 	ssize_t n;
 
 	if (s->state == SS_HELLO) {
-		if (!(events & EPOLLIN) || !on_hello(ss, s)) {
+		if (!(events & EPOLLIN)) {
 			control_free_session(ss, s);
+		} else {
+			on_hello(ss, s);
 		}
 		return;
 	}

@@ -349,5 +349,32 @@ class Hostile(SessionTest):
         self.stop_engine_clean()
 
 
+class Limits(SessionTest):
+    extra = ["--set", "max_sessions=2"]
+
+    def test_max_sessions(self):
+        a = self.client()
+        b = self.client()
+        with self.assertRaises(pcclient.ClientError) as cm:
+            self.client()
+        self.assertEqual(cm.exception.rc, -71)  # EPROTO: the hello was refused
+        self.assertTrue(wait_for(lambda: "max_sessions (2) reached" in self.engine.output()),
+                        self.engine.output())
+        # Closing one frees its place.
+        a.close()
+        self.assertTrue(wait_for(lambda: b.stats()["sessions"] == 1), b.stats())
+        self.assertEqual(self.client().ping(), 0)
+
+    def test_second_engine_on_a_live_socket_is_refused(self):
+        e = Engine(["--set", "engine_socket=" + self.sock])
+        self.engines.append(e)
+        rc = e.proc.wait(60)
+        self.assertEqual(rc, 1, e.output())
+        self.assertTrue(wait_for(lambda: "is in use by another engine" in e.output()),
+                        e.output())
+        # The first engine still serves its clients.
+        self.assertEqual(self.client().ping(), 0)
+
+
 if __name__ == "__main__":
     unittest.main()
