@@ -141,7 +141,7 @@ install-deps:
 	scripts/install-deps.sh
 
 SRC_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
-LINT_SRCS := $(LIB_SRCS) engine/main.c
+LINT_SRCS := $(LIB_SRCS) engine/main.c client/peercache.c
 
 format:
 	clang-format -i $(SRC_FILES)
@@ -155,7 +155,7 @@ lint: $(BUILD)/.cflags
 	cppcheck --quiet --error-exitcode=1 --std=c11 --inline-suppr \
 		--enable=warning,performance,portability --suppress=missingIncludeSystem \
 		-D__x86_64__ -DPC_VERSION='"lint"' -DPC_GIT_REV='"lint"' \
-		-Icommon -Iconfig -Ilcore -Iengine -Icontrol -Imempool $(LINT_SRCS)
+		-Icommon -Iconfig -Ilcore -Iengine -Icontrol -Imempool -Iclient $(LINT_SRCS)
 
 clean:
 	rm -rf $(BUILD)

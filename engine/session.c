@@ -1477,7 +1477,7 @@ pc_sessions_create(const struct pc_config *cfg, struct pc_runtime *rt, struct pc
 	ss->incarnation = ((uint64_t)time(NULL) << 20) ^ (uint64_t)getpid();
 	ss->lease_ns = (uint64_t)(cfg->request_timeout * 1e9);
 	ss->lease_tsc = ns_to_tsc(ss->lease_ns);
-	ss->workers = rte_zmalloc(NULL, ss->nworkers * sizeof(*ss->workers), 0);
+	ss->workers = rte_zmalloc(NULL, ss->nworkers * sizeof(struct pc_sworker *), 0);
 	if (ss->workers == NULL) {
 		goto err_destroy;
 	}
@@ -1493,7 +1493,8 @@ pc_sessions_create(const struct pc_config *cfg, struct pc_runtime *rt, struct pc
 		w->lc = pc_runtime_worker(rt, i);
 		/* The control lcore polls the store itself when it also runs the workers. */
 		w->polls_store = !pc_lcore_is_control(w->lc);
-		w->list = rte_zmalloc(NULL, (size_t)cfg->max_sessions * sizeof(*w->list), 0);
+		w->list = rte_zmalloc(NULL, (size_t)cfg->max_sessions * sizeof(struct pc_session *),
+				      0);
 		if (w->list == NULL) {
 			goto err_destroy;
 		}

@@ -17,7 +17,7 @@ pc_hello_decode(const void *buf, size_t len, struct pc_hello_info *out, char *wh
 		return -EPROTO;
 	}
 	if (h.version != PC_PROTO_VERSION) {
-		snprintf(why, whylen, "protocol version %u, this engine speaks %u", h.version,
+		snprintf(why, whylen, "protocol version %u, this engine speaks %d", h.version,
 			 PC_PROTO_VERSION);
 		return -EPROTO;
 	}
@@ -26,7 +26,7 @@ pc_hello_decode(const void *buf, size_t len, struct pc_hello_info *out, char *wh
 		return -EPROTO;
 	}
 	if (h.ns_len > PC_NS_MAX) {
-		snprintf(why, whylen, "namespace of %u bytes, at most %u", h.ns_len, PC_NS_MAX);
+		snprintf(why, whylen, "namespace of %u bytes, at most %d", h.ns_len, PC_NS_MAX);
 		return -ENAMETOOLONG;
 	}
 	if (memchr(h.ns, '\0', h.ns_len) != NULL) {
@@ -39,7 +39,7 @@ pc_hello_decode(const void *buf, size_t len, struct pc_hello_info *out, char *wh
 	}
 	out->nslots = h.nslots == 0 ? PC_SESSION_SLOTS : h.nslots;
 	if (out->nslots > PC_SESSION_SLOTS_MAX) {
-		snprintf(why, whylen, "%u request slots, at most %u", out->nslots,
+		snprintf(why, whylen, "%u request slots, at most %d", out->nslots,
 			 PC_SESSION_SLOTS_MAX);
 		return -EINVAL;
 	}

@@ -657,7 +657,7 @@ pc_slab_free_bulk(struct pc_slab *slab, unsigned int ci, struct pc_slot *const s
 				class_put(slab, cls, class_id, c->objs, half);
 				rte_spinlock_unlock(&cls->lock);
 				memmove(c->objs, c->objs + half,
-					(c->len - half) * sizeof(c->objs[0]));
+					(c->len - half) * sizeof(struct pc_slot *));
 				c->len -= half;
 			}
 			c->objs[c->len++] = slots[i++];

@@ -52,10 +52,22 @@ def eal_args(lcores="0-1"):
             "--file-prefix", "pc_it_%d_%d" % (os.getpid(), _counter)]
 
 
+def child_env():
+    """The environment for engine processes: under an ASan test run, Python has the ASan
+    runtime preloaded with leak checks off (tests/run.sh); engines get neither."""
+    env = dict(os.environ)
+    if "PEERCACHE_CHILD_ASAN_OPTIONS" in env:
+        env.pop("LD_PRELOAD", None)
+        env["ASAN_OPTIONS"] = env.pop("PEERCACHE_CHILD_ASAN_OPTIONS")
+        if not env["ASAN_OPTIONS"]:
+            del env["ASAN_OPTIONS"]
+    return env
+
+
 def run_cli(*app_args, eal=None):
     """Run the engine to completion (for options that exit at once)."""
     cmd = [ENGINE] + (eal if eal is not None else eal_args()) + ["--"] + list(app_args)
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=child_env())
 
 
 class Engine:
@@ -64,7 +76,7 @@ class Engine:
     def __init__(self, app_args, lcores="0-1", eal=None):
         cmd = [ENGINE] + (eal if eal is not None else eal_args(lcores)) + ["--"] + app_args
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True)
+                                     text=True, env=child_env())
         self.lines = []
         self.ready = threading.Event()
         self.reader = threading.Thread(target=self._read, daemon=True)
@@ -311,7 +323,8 @@ class ConfigCli(unittest.TestCase):
         self.assertEqual(values(again.stdout), values(r.stdout))
 
     def test_help_and_version(self):
-        r = subprocess.run([ENGINE, "--help"], capture_output=True, text=True, timeout=30)
+        r = subprocess.run([ENGINE, "--help"], capture_output=True, text=True, timeout=30,
+                           env=child_env())
         self.assertEqual(r.returncode, 0)
         for opt in ("--config", "--set", "--check-config", "--print-config"):
             self.assertIn(opt, r.stdout)

@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 import pcclient  # noqa: E402
 from pcclient import Client, pattern, DEDUP  # noqa: E402
-from test_engine import Engine, eal_args, ENGINE, BUILD  # noqa: E402
+from test_engine import Engine, child_env, BUILD  # noqa: E402
 
 HOSTILE = os.path.join(BUILD, "tests", "integration", "hostile_client")
 KIB = 1024
@@ -281,7 +281,7 @@ class ClientDeath(SessionTest):
 
     def test_kill9_holding_pins(self):
         p = subprocess.Popen([HOSTILE, self.sock, "hold-pins"], stdout=subprocess.PIPE,
-                             text=True)
+                             text=True, env=child_env())
         try:
             line = ""
             while "holding" not in line:
@@ -319,7 +319,7 @@ class EngineDeath(SessionTest):
 class Hostile(SessionTest):
     def run_hostile(self, *args):
         p = subprocess.run([HOSTILE, self.sock] + list(args), capture_output=True, text=True,
-                           timeout=120)
+                           timeout=120, env=child_env())
         return p
 
     def test_bad_hello(self):
