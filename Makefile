@@ -113,6 +113,8 @@ FUZZ_SRCS_page := mempool/page.c
 FUZZ_PKGS_page := libsodium libdpdk
 FUZZ_SRCS_session := engine/session_proto.c
 FUZZ_PKGS_session :=
+FUZZ_SRCS_frame := control/frame.c
+FUZZ_PKGS_frame :=
 
 .SECONDEXPANSION:
 $(BUILD)/fuzz/%_fuzz: tests/fuzz/%_fuzz.c tests/helpers.h $$(FUZZ_SRCS_$$*) $$(wildcard $$(dir $$(FUZZ_SRCS_$$*))*.h)
