@@ -46,6 +46,8 @@
  *    offset the client writes. Any other op on a slot that still holds
  *    allocated or pinned pages first releases them (allocations are
  *    dropped, never published). Closing the socket releases everything.
+ *    Pins expire after the engine's request_timeout; allocations do not
+ *    (the client may still be writing them).
  *
  * Byte order: host (both ends are on one machine). Sizes are fixed-width.
  */

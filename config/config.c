@@ -248,8 +248,8 @@ static const struct pc_cfg_key g_keys[] = {
 	 .max = 4096, .def_int = 256, .help = "client sessions open at once"},
 	{.name = "request_timeout", .type = PC_CFG_DECIMAL, PC_FIELD(request_timeout),
 	 .dmin = 0.001, .dmax = 3600.0, .def_dec = 5.0,
-	 .help = "seconds a client request may take; also how long an uncommitted SET or an "
-		 "unacknowledged GET keeps its pages"},
+	 .help = "seconds a client request may take; also how long an unacknowledged GET keeps "
+		 "its pages pinned"},
 	{.name = "page_quarantine", .type = PC_CFG_DECIMAL, PC_FIELD(page_quarantine),
 	 .dmin = 0.0, .dmax = 3600.0, .def_dec = 1.0,
 	 .help = "seconds a freed page slot waits before reuse, so that a remote READ still in "

@@ -98,8 +98,9 @@ struct pc_session {
 	uint64_t accept_tsc;
 	struct pc_sessions *ss;
 	struct pc_sworker *owner;
-	bool notify; /* completions posted this pass */
-	bool broken; /* the client corrupted a ring: stop serving it */
+	bool notify;   /* completions posted this pass */
+	bool broken;   /* the client corrupted a ring: stop serving it */
+	bool clearing; /* a CLEAR of this session is on the control lcore */
 	struct pc_sring sq;
 	struct pc_sring cq;
 	struct pc_session *next; /* control's list */
@@ -498,7 +499,7 @@ op_set_commit(struct pc_sworker *w, struct pc_session *s, struct pc_eslot *es,
 	uint32_t ok = 0;
 
 	if (es->state != ES_HOLD_ALLOC) {
-		/* Nothing to commit: never allocated, or the lease ran out. */
+		/* Nothing to commit: nothing was allocated on this slot. */
 		complete(w, s, slot, seq, -ETIMEDOUT, 0);
 		return;
 	}
@@ -624,8 +625,14 @@ static void
 op_clear(struct pc_sworker *w, struct pc_session *s, struct pc_eslot *es, uint32_t slot,
 	 uint32_t seq)
 {
-	struct clear_msg *m = rte_zmalloc(NULL, sizeof(*m), 0);
+	struct clear_msg *m;
 
+	/* A CLEAR scans the whole segment on the control lcore: one at a time per session. */
+	if (s->clearing) {
+		complete(w, s, slot, seq, -EBUSY, 0);
+		return;
+	}
+	m = rte_zmalloc(NULL, sizeof(*m), 0);
 	if (m == NULL) {
 		complete(w, s, slot, seq, -ENOMEM, 0);
 		return;
@@ -644,6 +651,7 @@ op_clear(struct pc_sworker *w, struct pc_session *s, struct pc_eslot *es, uint32
 	}
 	es->state = ES_CLEARING;
 	es->seq = seq;
+	s->clearing = true;
 }
 
 static struct pc_session *
@@ -670,6 +678,7 @@ clear_done_on_worker(void *arg)
 	if (s != NULL && m->slot < s->nslots) {
 		struct pc_eslot *es = &s->eslots[m->slot];
 
+		s->clearing = false;
 		if (es->state == ES_CLEARING && es->seq == m->seq) {
 			es->state = ES_IDLE;
 			complete(w, s, m->slot, m->seq, 0, (uint32_t)PC_MIN(m->count, UINT32_MAX));
@@ -871,7 +880,13 @@ retry_parked(struct pc_sworker *w, uint64_t now_tsc)
 	return work;
 }
 
-/* Release holds whose lease ran out (a client that never commits or acknowledges). */
+/*
+ * Release pins whose lease ran out (a client that never acknowledges a GET).
+ * Pages allocated for a SET have no lease: the client may still be copying
+ * into them (stalled, not dead), and a slot freed under it would take its
+ * late bytes into another key's page. They go when the client moves on (its
+ * next request on the slot) or hangs up, and are bounded by its slots.
+ */
 static void
 sweep_leases(struct pc_sworker *w, uint64_t now_tsc)
 {
@@ -884,8 +899,7 @@ sweep_leases(struct pc_sworker *w, uint64_t now_tsc)
 		for (j = 0; j < s->nslots; j++) {
 			struct pc_eslot *es = &s->eslots[j];
 
-			if ((es->state == ES_HOLD_ALLOC || es->state == ES_HOLD_PIN) &&
-			    now_tsc >= es->deadline_tsc) {
+			if (es->state == ES_HOLD_PIN && now_tsc >= es->deadline_tsc) {
 				eslot_release(w, es);
 				w->stats.expired_holds++;
 			}
@@ -1186,7 +1200,10 @@ on_hello(struct pc_sessions *ss, struct pc_session *s)
 		{
 			struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = s};
 
-			epoll_ctl(ss->epfd, EPOLL_CTL_MOD, s->sock, &ev);
+			/* epoll must not keep the old pointer: refuse rather than risk it. */
+			if (epoll_ctl(ss->epfd, EPOLL_CTL_MOD, s->sock, &ev) != 0) {
+				goto err_free;
+			}
 		}
 	}
 	memset(s->eslots, 0, nslots * sizeof(struct pc_eslot));

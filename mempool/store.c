@@ -646,6 +646,7 @@ pc_store_commit(struct pc_store *st, unsigned int ci, struct pc_store_loc *loc)
 	rte_spinlock_t *lock;
 	struct pc_slot *s;
 	void *data = NULL;
+	uint32_t len;
 	int rc;
 
 	if (st == NULL || ci >= st->nb_caches || loc == NULL) {
@@ -691,10 +692,12 @@ pc_store_commit(struct pc_store *st, unsigned int ci, struct pc_store_loc *loc)
 		CNT_ADD(c, set_nospace, 1);
 		return -ENOSPC;
 	}
+	/* Once published it may be evicted and reused at once: read what we count first. */
+	len = s->payload_len;
 	rte_spinlock_unlock(lock);
 	CNT_ADD(c, sets, 1);
 	CNT_ADD(c, pages, 1);
-	CNT_ADD(c, bytes_used, (int64_t)s->payload_len);
+	CNT_ADD(c, bytes_used, (int64_t)len);
 	return 0;
 }
 
@@ -1065,6 +1068,8 @@ pc_store_poll(struct pc_store *st, unsigned int ci, uint64_t now_tsc)
 	if (epoch != c->seen_demand ||
 	    (c->dirty && (c->evictor || c->idle_polls >= STORE_FLUSH_IDLE))) {
 		pc_slab_flush_cache(st->slab, ci);
+		/* Slots this cache held are allocatable by every lcore now: wake parked SETs. */
+		__atomic_fetch_add(&st->space_epoch, 1, __ATOMIC_RELEASE);
 		c->dirty = false;
 		c->seen_demand = epoch;
 		work++;

@@ -164,7 +164,11 @@ uint64_t pc_store_space_epoch(const struct pc_store *st);
  */
 void pc_store_count_nospace(struct pc_store *st, unsigned int ci, unsigned int n);
 
-/* Drop a page allocated and never committed; it is never published. Any lcore. */
+/*
+ * Drop a page allocated and never committed; it is never published, and its
+ * slot goes straight back to the slab: call it only once the writer can no
+ * longer write into the page (it said it is done, or it is dead). Any lcore.
+ */
 void pc_store_abort(struct pc_store *st, unsigned int ci, struct pc_store_loc *loc);
 
 /*

@@ -12,6 +12,8 @@
  *                                        (rings included), then random submissions
  *   hostile_client SOCKET hold-pins      GET a page then exit without GET_DONE
  *                                        (the caller kills it or lets it exit)
+ *   hostile_client SOCKET slow-writer MS allocate pages, stall MS ms (past the engine's
+ *                                        request_timeout), then fill and commit them
  */
 #include <errno.h>
 #include <poll.h>
@@ -400,6 +402,47 @@ mode_hold_pins(const char *path)
 	pause();
 }
 
+/* A writer stalled past the engine's request_timeout still owns its pages. */
+static void
+mode_slow_writer(const char *path, unsigned int stall_ms)
+{
+	struct conn c;
+	struct conn other;
+	struct pc_req_slot *rs;
+	struct pc_req_slot *ors;
+	uint64_t off[2];
+
+	conn_open(&c, path, "slow");
+	conn_open(&other, path, "other");
+	rs = slot_of(&c, 0);
+	ors = slot_of(&other, 0);
+	check("SET_ALLOC", run_req(&c, PC_OP_SET_ALLOC, 2, 65536), 0);
+	check("SET_ALLOC key 0", rs->keys[0].result, 0);
+	off[0] = rs->keys[0].page_off;
+	off[1] = rs->keys[1].page_off;
+	usleep(stall_ms * 1000u);
+	/* Meanwhile another session's pages must not land on ours. */
+	check("other SET_ALLOC", run_req(&other, PC_OP_SET_ALLOC, 8, 65536), 0);
+	for (int i = 0; i < 8; i++) {
+		if (ors->keys[i].page_off == off[0] || ors->keys[i].page_off == off[1]) {
+			check("other session got a page still being written", 1, 0);
+		}
+	}
+	memset(c.segment + off[0] + 64, 0x11, 65536);
+	memset(c.segment + off[1] + 64, 0x22, 65536);
+	rs->op = PC_OP_SET_COMMIT;
+	rs->keys[0].result = 0;
+	rs->keys[1].result = 0;
+	c.seq++;
+	submit(&c, 0, c.seq);
+	wait_done(&c, 0, c.seq);
+	check("late SET_COMMIT", rs->status, 0);
+	check("late SET_COMMIT published", rs->count, 2);
+	check("GET back", run_req(&c, PC_OP_GET, 2, 0), 0);
+	check("GET hits", rs->count, 2);
+	check("GET bytes", c.segment[rs->keys[1].page_off + 64 + 100], 0x22);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -415,6 +458,9 @@ main(int argc, char **argv)
 		mode_bad_requests(argv[1]);
 	} else if (strcmp(argv[2], "scribble") == 0) {
 		mode_scribble(argv[1], argc > 3 ? strtoull(argv[3], NULL, 0) : 1);
+	} else if (strcmp(argv[2], "slow-writer") == 0) {
+		mode_slow_writer(argv[1],
+				 argc > 3 ? (unsigned int)strtoul(argv[3], NULL, 0) : 3000);
 	} else if (strcmp(argv[2], "hold-pins") == 0) {
 		mode_hold_pins(argv[1]);
 	} else {

@@ -322,6 +322,13 @@ class Hostile(SessionTest):
                            timeout=120, env=child_env())
         return p
 
+    def test_stalled_writer_keeps_its_pages(self):
+        # request_timeout is 2 s here: a writer stalled for 3 s still owns its pages, no other
+        # session is handed them, and its late commit publishes its own bytes.
+        p = self.run_hostile("slow-writer", "3000")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assert_engine_healthy()
+
     def test_bad_hello(self):
         p = self.run_hostile("bad-hello")
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
