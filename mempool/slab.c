@@ -840,11 +840,24 @@ span_in_use(const struct slab_span *sp)
 	return sp->nslots - (uint32_t)__builtin_popcountll(span_mask_load(sp));
 }
 
+/*
+ * What evicting a span costs for a window wanted by class_id: its slots in
+ * use, or "never" for a span of class_id itself (the window could not become
+ * a free run while that span is held, whatever the others give up).
+ */
+#define SLAB_WINDOW_OWN ((uint64_t)UINT32_MAX) /* above any sum of slots in use */
+
+static uint32_t
+window_cost(const struct slab_span *sp, int class_id)
+{
+	return sp->class_id == class_id ? UINT32_MAX : span_in_use(sp);
+}
+
 unsigned int
 pc_slab_victim_window(struct pc_slab *slab, int class_id, struct pc_slot *out[], unsigned int n)
 {
 	uint32_t w, width, best_w = 0, end;
-	uint64_t cost = 0, best = UINT64_MAX;
+	uint64_t cost = 0, best = SLAB_WINDOW_OWN;
 	unsigned int cnt = 0;
 
 	if (slab == NULL || !slab_class_valid(class_id)) {
@@ -870,7 +883,7 @@ pc_slab_victim_window(struct pc_slab *slab, int class_id, struct pc_slot *out[],
 		uint64_t e = chunk_load(slab, c);
 
 		if (chunk_held(e) && chunk_start(e) == c) {
-			slab->spans[c].cost = span_in_use(&slab->spans[c]);
+			slab->spans[c].cost = window_cost(&slab->spans[c], class_id);
 			cost += slab->spans[c].cost;
 		}
 	}
@@ -896,11 +909,17 @@ pc_slab_victim_window(struct pc_slab *slab, int class_id, struct pc_slot *out[],
 		if (chunk_held(e) && chunk_start(e) == w + width) {
 			struct slab_span *sp = &slab->spans[w + width];
 
-			sp->cost = span_in_use(sp);
+			sp->cost = window_cost(sp, class_id);
 			cost += sp->cost;
 		}
 	}
 
+	if (best >= SLAB_WINDOW_OWN) {
+		/* Every window holds a span of the class itself: evicting the others frees nothing.
+		 */
+		rte_spinlock_unlock(&slab->pool_lock);
+		return 0;
+	}
 	end = best_w + width;
 	for (uint32_t c = best_w; c < end && cnt < n;) {
 		uint64_t e = chunk_load(slab, c);
