@@ -947,6 +947,13 @@ slot_release(struct pc_conn *k, uint32_t s)
 	pthread_mutex_unlock(&k->lock);
 	if (freed) {
 		evt_bump(k);
+		/*
+		 * The leader may be waiting for a free slot too, asleep on the
+		 * engine's futex word: wake it without touching the word.
+		 */
+		if (__atomic_load_n(&k->poller, __ATOMIC_SEQ_CST) != 0) {
+			syscall(SYS_futex, &k->hdr->cq_futex, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+		}
 	}
 }
 
