@@ -592,16 +592,23 @@ pc_store_alloc(struct pc_store *st, unsigned int ci, const struct pc_store_key *
 				 st->usable > (uint64_t)held ? st->usable - (uint64_t)held : 0,
 				 __ATOMIC_RELAXED);
 		/*
-		 * Demand saturates at one request's worth: a caller retrying the
-		 * same allocations (a parked SET) must not grow it without bound.
+		 * Demand saturates at one eviction batch: a caller retrying the
+		 * same allocations (a parked SET) fails again and again, and each
+		 * failure is not another page wanted. While allocations keep
+		 * failing the evictor serves a batch per quarantine period.
 		 */
-		if (__atomic_load_n(&st->classes[cls].want, __ATOMIC_RELAXED) < PC_REQ_MAX_KEYS) {
+		if (__atomic_load_n(&st->classes[cls].want, __ATOMIC_RELAXED) < EVICT_DEMAND_MIN) {
 			__atomic_fetch_add(&st->classes[cls].want, 1, __ATOMIC_RELAXED);
 		}
 		__atomic_fetch_add(&st->demand_epoch, 1, __ATOMIC_RELEASE);
 		return -ENOSPC;
 	}
 	CNT_ADD(c, cls_allocs[cls], 1);
+	/* Memory is there again: demand left by earlier failures is stale, serving it would
+	 * evict pages nobody needs evicted. */
+	if (__atomic_load_n(&st->classes[cls].want, __ATOMIC_RELAXED) != 0) {
+		__atomic_store_n(&st->classes[cls].want, 0, __ATOMIC_RELAXED);
+	}
 	/* Stale bytes of a re-cut span must never read as a page at this header. */
 	__atomic_store_n(&pc_slab_page(st->slab, s)->magic, 0, __ATOMIC_RELAXED);
 	c->gen_ctr++;
