@@ -689,6 +689,50 @@ test_victim_window(void)
 	free(all);
 }
 
+/*
+ * A window that holds a span of the requesting class itself can never become
+ * a free run while that span is held: evicting the other pages in it frees
+ * nothing the class can use, so such windows are never named.
+ */
+static void
+test_victim_window_skips_own_class(void)
+{
+	enum { MAX_SLOTS = 8192 };
+	int small = pc_slab_class_of(4096), big = pc_slab_class_of(1u << 20);
+	struct pc_slot **all = calloc(MAX_SLOTS, sizeof(*all));
+	struct pc_slot *bigs[64], *victims[2048], *b[1];
+	unsigned int nbig, nsmall, nv;
+	struct ut_slab u;
+	bool ok = true;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(all);
+	ut_slab_new(&u, 32 * MIB, 1);
+	/* A full span of the big class at the start: its window costs only its two slots. */
+	nbig = pc_slab_alloc_burst(u.slab, 0, big, bigs, u.slab->classes[big].g.nslots);
+	CU_ASSERT_EQUAL_FATAL(nbig, u.slab->classes[big].g.nslots);
+	pc_slab_flush_cache(u.slab, 0);
+	/* Everything else full of 4 KiB pages: hundreds of slots per window. */
+	nsmall = fill(u.slab, 0, small, all, MAX_SLOTS);
+	CU_ASSERT_FATAL(nsmall > 0);
+	/* The big class's spans full too (a refill may have started a second one). */
+	nbig += fill(u.slab, 0, big, bigs + nbig, 64 - nbig);
+	CU_ASSERT_EQUAL(pc_slab_alloc_burst(u.slab, 0, big, b, 1), 0);
+
+	nv = pc_slab_victim_window(u.slab, big, victims, 2048);
+	CU_ASSERT(nv > 0 && nv < 2048); /* the whole window fits */
+	for (unsigned int i = 0; i < nv; i++) {
+		ok &= victims[i]->class_id != big;
+	}
+	CU_ASSERT(ok);
+	/* And evicting what it named makes room for another span of the big class. */
+	pc_slab_free_bulk(u.slab, 0, victims, nv);
+	pc_slab_flush_cache(u.slab, 0);
+	CU_ASSERT_EQUAL(pc_slab_victim_window(u.slab, big, victims, 2048), 0);
+	CU_ASSERT_EQUAL(pc_slab_alloc_burst(u.slab, 0, big, b, 1), 1);
+	ut_slab_free(&u);
+	free(all);
+}
+
 /* ---- threads ---- */
 
 #define RACE_HELD 48
@@ -858,6 +902,8 @@ static const struct pc_ut_test alloc_tests[] = {
 static const struct pc_ut_test lookup_tests[] = {
 	{"slot_at: exact starts only", test_slot_at},
 	{"scan: every slot once per turn", test_scan},
+	{"victim window never holds a span of the class itself",
+	 test_victim_window_skips_own_class},
 	{"victim window: eviction makes room for a span", test_victim_window},
 	{NULL, NULL},
 };
