@@ -1116,12 +1116,37 @@ page_fits(const struct pc_conn *k, uint64_t off, uint64_t len)
 	       k->seg_size - off - PC_PAGE_HDR_SIZE >= len;
 }
 
+/*
+ * Take a slot, fill it with batch b for op and run it. Returns 0 with slot
+ * *s still ours (the caller releases it), or a transport error: after a
+ * failed call every key of b holds the error and the slot is given back.
+ */
+static int
+batch_start(struct pc_client *c, struct pc_conn *k, const struct pc_batch *b, uint32_t op,
+	    bool with_len, uint32_t *s, int results[])
+{
+	uint64_t deadline = now_ns() + client_timeout_ns(c);
+	int rc = slot_acquire(c, k, deadline, s);
+
+	if (rc != 0) {
+		return rc;
+	}
+	slot_fill_keys(slot_ptr(k, *s), op, b, with_len);
+	rc = slot_call(c, k, *s, deadline);
+	if (rc != 0) {
+		for (unsigned int j = 0; j < b->n; j++) {
+			results[b->idx[j]] = rc;
+		}
+		slot_release(k, *s);
+	}
+	return rc;
+}
+
 /* SET one batch; results of its keys filled. Returns 0 or a transport error. */
 static int
 set_batch(struct pc_client *c, struct pc_conn *k, const struct pc_batch *b,
 	  const struct pc_iov iov[], const unsigned int niov[], int results[])
 {
-	uint64_t deadline = now_ns() + client_timeout_ns(c);
 	uint8_t filled[PC_REQ_MAX_KEYS];
 	struct pc_req_slot *rs;
 	unsigned int nalloc = 0;
@@ -1129,19 +1154,11 @@ set_batch(struct pc_client *c, struct pc_conn *k, const struct pc_batch *b,
 	uint32_t s;
 	int rc;
 
-	rc = slot_acquire(c, k, deadline, &s);
+	rc = batch_start(c, k, b, PC_OP_SET_ALLOC, true, &s, results);
 	if (rc != 0) {
 		return rc;
 	}
 	rs = slot_ptr(k, s);
-	slot_fill_keys(rs, PC_OP_SET_ALLOC, b, true);
-	rc = slot_call(c, k, s, deadline);
-	if (rc != 0) {
-		for (unsigned int j = 0; j < b->n; j++) {
-			results[b->idx[j]] = rc;
-		}
-		goto out;
-	}
 	status = PC_READ_ONCE(rs->status);
 	for (unsigned int j = 0; j < b->n; j++) {
 		int32_t r = status < 0 ? status : PC_READ_ONCE(rs->keys[j].result);
@@ -1208,27 +1225,17 @@ static int
 get_batch(struct pc_client *c, struct pc_conn *k, const struct pc_batch *b,
 	  const struct pc_iov iov[], const unsigned int niov[], int results[])
 {
-	uint64_t deadline = now_ns() + client_timeout_ns(c);
 	struct pc_req_slot *rs;
 	unsigned int pinned = 0;
 	int32_t status;
 	uint32_t s;
 	int rc;
 
-	rc = slot_acquire(c, k, deadline, &s);
+	rc = batch_start(c, k, b, PC_OP_GET, false, &s, results);
 	if (rc != 0) {
 		return rc;
 	}
 	rs = slot_ptr(k, s);
-	slot_fill_keys(rs, PC_OP_GET, b, false);
-	rc = slot_call(c, k, s, deadline);
-	if (rc != 0) {
-		for (unsigned int j = 0; j < b->n; j++) {
-			results[b->idx[j]] = rc;
-		}
-		slot_release(k, s);
-		return rc;
-	}
 	if (c->failpoint == PC_FP_MID_GET) {
 		raise(SIGKILL);
 	}
