@@ -1329,6 +1329,25 @@ pc_dir_plan_build(struct pc_dir_plan *p, const struct pc_ring *ring, const uint6
 	return (int)p->n_groups;
 }
 
+/* Route key i to its next owner that has not failed; false when none is left (stranded). */
+static bool
+plan_advance(struct pc_dir_plan *p, unsigned int i)
+{
+	const uint32_t *owners = &p->owners[(size_t)i * p->replicas];
+	unsigned int a;
+
+	for (a = p->attempt[i] + 1u; a < p->n_owners[i] && plan_failed(p, owners[a]); a++) {
+	}
+	if (a == p->n_owners[i]) {
+		p->cur[i] = NIL;
+		p->n_stranded++;
+		return false;
+	}
+	p->attempt[i] = (uint8_t)a;
+	p->cur[i] = owners[a];
+	return true;
+}
+
 int
 pc_dir_plan_next_replica(struct pc_dir_plan *p, unsigned int node)
 {
@@ -1339,22 +1358,33 @@ pc_dir_plan_next_replica(struct pc_dir_plan *p, unsigned int node)
 	}
 	p->failed[node / 64] |= 1ull << (node % 64);
 	for (unsigned int i = 0; i < p->n_keys; i++) {
-		const uint32_t *owners = &p->owners[(size_t)i * p->replicas];
-		unsigned int a;
+		if (p->cur[i] == node && plan_advance(p, i)) {
+			p->scratch[moved++] = i;
+		}
+	}
+	plan_group(p, p->scratch, moved);
+	return (int)moved;
+}
 
-		if (p->cur[i] != node) {
-			continue;
+int
+pc_dir_plan_retry_keys(struct pc_dir_plan *p, const uint32_t *keys, unsigned int n)
+{
+	unsigned int moved = 0;
+
+	if (p == NULL || p->ring == NULL || (keys == NULL && n > 0)) {
+		return -EINVAL;
+	}
+	for (unsigned int k = 0; k < n; k++) {
+		if (keys[k] >= p->n_keys) {
+			return -EINVAL;
 		}
-		for (a = p->attempt[i] + 1u; a < p->n_owners[i] && plan_failed(p, owners[a]); a++) {
+	}
+	for (unsigned int k = 0; k < n; k++) {
+		uint32_t i = keys[k];
+
+		if (p->cur[i] != NIL && plan_advance(p, i)) {
+			p->scratch[moved++] = i;
 		}
-		if (a == p->n_owners[i]) {
-			p->cur[i] = NIL;
-			p->n_stranded++;
-			continue;
-		}
-		p->attempt[i] = (uint8_t)a;
-		p->cur[i] = owners[a];
-		p->scratch[moved++] = i;
 	}
 	plan_group(p, p->scratch, moved);
 	return (int)moved;

@@ -334,6 +334,17 @@ int pc_dir_plan_build(struct pc_dir_plan *plan, const struct pc_ring *ring,
  */
 int pc_dir_plan_next_replica(struct pc_dir_plan *plan, unsigned int node);
 
+/*
+ * Some owners answered that they do not have keys[0..n) (batch indices)
+ * while entries may still be moving (a re-shard): move each of those keys
+ * to its next owner that has not failed in this plan, without marking the
+ * owner failed for the other keys; a key with none left is stranded. The
+ * groups become those of the moved keys only. Control lcore; no allocation.
+ * Returns how many keys moved, or -EINVAL (NULL plan or keys, no batch
+ * built, an index out of range).
+ */
+int pc_dir_plan_retry_keys(struct pc_dir_plan *plan, const uint32_t *keys, unsigned int n);
+
 /* Number of groups of the latest build or re-route. Control lcore. */
 unsigned int pc_dir_plan_group_count(const struct pc_dir_plan *plan);
 

@@ -74,6 +74,7 @@ static const struct frame_type_info g_frame_types[PC_FRAME_TYPE__MAX] = {
 				 PC_FRAME_DIR_STATUS_REPLY_MAX},
 	[PC_FRAME_DIR_DELETE_LOC] = {"dir-delete-loc", PC_FRAME_DIR_DELLOC_REQ_MAX,
 				     PC_FRAME_DIR_STATUS_REPLY_MAX},
+	[PC_FRAME_DEREGISTER] = {"deregister", PC_FRAME_HEARTBEAT_REQ_MAX, 0},
 };
 
 static bool

@@ -50,6 +50,7 @@ enum pc_frame_type {
 	PC_FRAME_DIR_EXISTS = 7,     /* keys; reply: per key present or not */
 	PC_FRAME_DIR_DELETE = 8,     /* keys; reply: per-key status */
 	PC_FRAME_DIR_DELETE_LOC = 9, /* {key, node id, incarnation}: only that node's locations */
+	PC_FRAME_DEREGISTER = 10,    /* a node leaving: the heartbeat body; reply empty */
 	PC_FRAME_TYPE__MAX
 };
 
@@ -105,6 +106,7 @@ const char *pc_frame_type_name(uint8_t type);
  *   DIR_DELETE    count, key                      count, status i32
  *   DIR_DELETE_LOC count, {key, node_id,          count, status i32
  *                  incarnation u64}
+ *   DEREGISTER    as HEARTBEAT                    empty
  *   any reply with PC_FRAME_F_ERROR: status i32, message
  *
  * Field rules, the same in every encoder (-EINVAL) and decoder (-EBADMSG):

@@ -335,6 +335,29 @@ pc_ring_index_of(const struct pc_ring *ring, const char *node_id)
 	return -ENOENT;
 }
 
+double
+pc_ring_share(const struct pc_ring *ring, unsigned int index)
+{
+	double share = 0.0;
+
+	if (ring == NULL || index >= ring->n_nodes || ring->n_points == 0) {
+		return 0.0;
+	}
+	for (size_t k = 0; k < ring->n_points; k++) {
+		/* Point k owns the arc after the previous point, up to and including itself. */
+		uint64_t prev = ring->point_hash[k == 0 ? ring->n_points - 1 : k - 1];
+
+		if (ring->point_node[k] != index) {
+			continue;
+		}
+		if (ring->n_points == 1) {
+			return 1.0;
+		}
+		share += (double)(ring->point_hash[k] - prev) / 18446744073709551616.0;
+	}
+	return share;
+}
+
 bool
 pc_ring_owners_changed(const struct pc_ring *old_ring, const struct pc_ring *new_ring,
 		       uint64_t key_hash, unsigned int replicas)

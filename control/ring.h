@@ -90,6 +90,13 @@ const char *pc_ring_node_id(const struct pc_ring *ring, unsigned int index);
 int pc_ring_index_of(const struct pc_ring *ring, const char *node_id);
 
 /*
+ * The share of the hash space (0..1) for which node `index` is the primary
+ * owner: the arcs ending at its points. 0 for a bad index or an empty ring;
+ * the shares of all nodes add up to 1. Any lcore; O(points).
+ */
+double pc_ring_share(const struct pc_ring *ring, unsigned int index);
+
+/*
  * Whether the set of owners (by node id, in any order) of the key at
  * `key_hash` differs between two rings; the re-shard step re-publishes only
  * the entries for which it does. A NULL ring counts as empty. `replicas` above

@@ -1710,6 +1710,13 @@ pc_rpc_reply_error(struct pc_rpc_conn *c, const struct pc_frame_hdr *req, int er
 }
 
 void
+pc_rpc_conn_malformed(struct pc_rpc_conn *c, const char *why)
+{
+	rpc_assert_owner(c->rpc);
+	conn_malformed(c, why);
+}
+
+void
 pc_rpc_conn_hold(struct pc_rpc_conn *c)
 {
 	rpc_assert_owner(c->rpc);

@@ -202,6 +202,14 @@ int pc_rpc_reply(struct pc_rpc_conn *c, const struct pc_frame_hdr *req, uint16_t
 int pc_rpc_reply_error(struct pc_rpc_conn *c, const struct pc_frame_hdr *req, int err,
 		       const char *msg);
 
+/*
+ * A request's body on `c` did not decode (the header was fine, the body
+ * broke its type's rules): close the connection now, count it in
+ * `malformed`, and log `why` (rate-limited). Nothing more is read from it;
+ * calls from on_request only. A held `c` stays valid until released.
+ */
+void pc_rpc_conn_malformed(struct pc_rpc_conn *c, const char *why);
+
 /* Keep `c` valid past on_request (for a later reply); every hold needs a release. */
 void pc_rpc_conn_hold(struct pc_rpc_conn *c);
 void pc_rpc_conn_release(struct pc_rpc_conn *c);

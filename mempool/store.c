@@ -157,6 +157,8 @@ struct pc_store {
 	struct store_cache *caches;
 	struct store_stripe stripes[STORE_STRIPES];
 	struct store_class classes[PC_SLAB_MAX_CLASSES];
+	pc_store_event_fn event_fn; /* set before use, read-only after */
+	void *event_arg;
 	struct evict_cand cand[EVICT_CAND_MAX]; /* control: eviction scratch */
 	unsigned int ncand;
 	uint32_t cand_seq;
@@ -317,6 +319,18 @@ slot_unpublish(struct pc_store *st, struct store_cache *c, struct pc_slot *s)
 	CNT_ADD(c, pages, -1);
 	CNT_ADD(c, bytes_used, -(int64_t)s->payload_len);
 	live_add(c, s, -1);
+	if (st->event_fn != NULL) {
+		/* The caller's pin keeps the key tail until its unpin. */
+		struct pc_store_event ev = {
+			.key = pc_slab_key_tail(st->slab, s),
+			.key_len = s->key_len,
+			.len = s->payload_len,
+			.off = s->off,
+			.generation = s->generation,
+		};
+
+		st->event_fn(st->event_arg, (unsigned int)(c - st->caches), false, &ev);
+	}
 	return true;
 }
 
@@ -701,11 +715,33 @@ pc_store_commit(struct pc_store *st, unsigned int ci, struct pc_store_loc *loc)
 	}
 	/* Once published it may be evicted and reused at once: read what we count first. */
 	len = s->payload_len;
-	rte_spinlock_unlock(lock);
+	if (st->event_fn != NULL) {
+		uint8_t key[PC_STORE_KEY_MAX];
+		struct pc_store_event ev = {
+			.key = key,
+			.key_len = PC_MIN(s->key_len, (uint32_t)sizeof(key)),
+			.len = len,
+			.off = s->off,
+			.generation = s->generation,
+		};
+
+		memcpy(key, pc_slab_key_tail(st->slab, s), ev.key_len);
+		rte_spinlock_unlock(lock);
+		st->event_fn(st->event_arg, ci, true, &ev);
+	} else {
+		rte_spinlock_unlock(lock);
+	}
 	CNT_ADD(c, sets, 1);
 	CNT_ADD(c, pages, 1);
 	CNT_ADD(c, bytes_used, (int64_t)len);
 	return 0;
+}
+
+void
+pc_store_set_event_cb(struct pc_store *st, pc_store_event_fn fn, void *arg)
+{
+	st->event_fn = fn;
+	st->event_arg = arg;
 }
 
 void

@@ -109,6 +109,27 @@ struct pc_store_stats {
 };
 
 /*
+ * A page entering or leaving the index, for the cluster directory: its key
+ * (valid during the callback only), segment offset of the header, payload
+ * length and generation.
+ */
+struct pc_store_event {
+	const void *key;
+	uint32_t key_len;
+	uint32_t len;
+	uint64_t off;
+	uint64_t generation;
+};
+
+/*
+ * Called on the lcore that published (commit) or unpublished (delete,
+ * eviction, clear) the page, with that lcore's ci, after the index changed
+ * and outside every store lock. Keep it short: it runs on the datapath.
+ */
+typedef void (*pc_store_event_fn)(void *arg, unsigned int ci, bool published,
+				  const struct pc_store_event *ev);
+
+/*
  * Create the segment, the slab, the index and the RCU state. Control
  * lcore, after rte_eal_init(). Returns NULL and logs on failure.
  */
@@ -116,6 +137,9 @@ struct pc_store *pc_store_create(const struct pc_store_opts *opts);
 
 /* Tear everything down; pins and allocations are dropped. Accepts NULL. */
 void pc_store_destroy(struct pc_store *st);
+
+/* Set the page event callback (NULL: none). Control lcore, before any lcore uses the store. */
+void pc_store_set_event_cb(struct pc_store *st, pc_store_event_fn fn, void *arg);
 
 /* The segment: memfd, size, local mapping. Any thread. */
 int pc_store_segment_fd(const struct pc_store *st);

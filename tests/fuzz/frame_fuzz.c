@@ -266,6 +266,8 @@ kind_of(uint8_t type, uint16_t flags)
 		return reply ? K_DIR_STATUS : K_DIR_KEYS;
 	case PC_FRAME_DIR_DELETE_LOC:
 		return reply ? K_DIR_STATUS : K_DIR_DELETE_LOC;
+	case PC_FRAME_DEREGISTER:
+		return reply ? K_EMPTY : K_HEARTBEAT;
 	}
 	__builtin_trap(); /* the header decoder let an unknown type through */
 }

@@ -1196,6 +1196,66 @@ test_plan_grouping(void)
 	pc_ring_free(ring);
 }
 
+/* A miss during a re-shard moves only the missed keys, one owner on, and fails nobody. */
+static void
+test_plan_retry_keys(void)
+{
+	enum { N = 600, R = 3 };
+	struct pc_ring *ring = pc_ring_build(g_ids5, 5, RESHARD_VNODE);
+	struct pc_dir_plan *p = pc_dir_plan_create(N, R);
+	static uint64_t h[N];
+	static unsigned int own[N][R];
+	uint32_t retry[N / 2];
+	unsigned int n_retry = 0;
+	unsigned int total = 0;
+	char key[64];
+	int bad = 0;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ring);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+	for (int d = 0; d < N; d++) {
+		h[d] = pc_ring_hash(key, (size_t)keyname(key, sizeof(key), d));
+		pc_ring_owners(ring, h[d], R, own[d]);
+	}
+	CU_ASSERT_FATAL(pc_dir_plan_build(p, ring, h, N) > 1);
+	for (uint32_t i = 0; i < N; i += 2) {
+		retry[n_retry++] = i;
+	}
+	CU_ASSERT_EQUAL(pc_dir_plan_retry_keys(p, retry, n_retry), (int)n_retry);
+	for (unsigned int g = 0; g < pc_dir_plan_group_count(p); g++) {
+		unsigned int node;
+		const uint32_t *keys;
+		unsigned int n;
+
+		pc_dir_plan_group(p, g, &node, &keys, &n);
+		for (unsigned int k = 0; k < n; k++) {
+			bad += keys[k] % 2 != 0;
+			bad += node != own[keys[k]][1];
+		}
+		total += n;
+	}
+	CU_ASSERT_EQUAL(total, n_retry);
+	/* Keys not retried stay with their primary: no owner was marked failed. */
+	for (uint32_t i = 1; i < N; i += 2) {
+		bad += pc_dir_plan_key_node(p, i) != (int)own[i][0];
+	}
+	CU_ASSERT_EQUAL(bad, 0);
+	/* Two more misses: the third owner, then stranded. */
+	CU_ASSERT_EQUAL(pc_dir_plan_retry_keys(p, retry, 1), 1);
+	CU_ASSERT_EQUAL(pc_dir_plan_key_node(p, retry[0]), (int)own[retry[0]][2]);
+	CU_ASSERT_EQUAL(pc_dir_plan_retry_keys(p, retry, 1), 0);
+	CU_ASSERT_EQUAL(pc_dir_plan_key_node(p, retry[0]), -EHOSTUNREACH);
+	CU_ASSERT_EQUAL(pc_dir_plan_stranded(p), 1);
+	/* A stranded key stays stranded; an index out of range is refused whole. */
+	CU_ASSERT_EQUAL(pc_dir_plan_retry_keys(p, retry, 1), 0);
+	CU_ASSERT_EQUAL(pc_dir_plan_stranded(p), 1);
+	retry[1] = N;
+	CU_ASSERT_EQUAL(pc_dir_plan_retry_keys(p, retry, 2), -EINVAL);
+	CU_ASSERT_EQUAL(pc_dir_plan_retry_keys(NULL, retry, 1), -EINVAL);
+	pc_dir_plan_free(p);
+	pc_ring_free(ring);
+}
+
 static void
 test_plan_next_replica(void)
 {
@@ -1365,6 +1425,7 @@ static const struct pc_ut_test g_cache_tests[] = {
 static const struct pc_ut_test g_plan_tests[] = {
 	{"one group per primary owner", test_plan_grouping},
 	{"next replica skips failed nodes", test_plan_next_replica},
+	{"retry_keys moves only the missed keys", test_plan_retry_keys},
 	{"empty ring strands keys", test_plan_empty_ring},
 	{NULL, NULL},
 };

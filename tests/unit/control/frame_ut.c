@@ -498,6 +498,8 @@ static const struct body_case g_cases[] = {
 	{"dir-delete-loc request", PC_FRAME_DIR_DELETE_LOC, REQ, enc_dir_delete_loc,
 	 dec_dir_delete_loc},
 	{"dir-delete-loc reply", PC_FRAME_DIR_DELETE_LOC, REPLY, enc_dir_status, dec_dir_status},
+	{"deregister request", PC_FRAME_DEREGISTER, REQ, enc_heartbeat, dec_heartbeat},
+	{"deregister reply", PC_FRAME_DEREGISTER, REPLY, enc_ping, dec_ping},
 	{"error reply", PC_FRAME_DIR_LOOKUP, ERROR, enc_error, dec_error},
 };
 
@@ -685,6 +687,7 @@ test_body_caps(void)
 		{PC_FRAME_DIR_EXISTS, 33156, 132, 33156},
 		{PC_FRAME_DIR_DELETE, 33156, 516, 33156},
 		{PC_FRAME_DIR_DELETE_LOC, 42500, 516, 42500},
+		{PC_FRAME_DEREGISTER, 81, 0, 133},
 	};
 
 	CU_ASSERT_EQUAL(PC_FRAME_MEMBER_WIRE_MAX, 868);

@@ -76,23 +76,6 @@ primary_id(const struct pc_ring *ring, uint64_t h)
 	return pc_ring_node_id(ring, o);
 }
 
-/* Each node's exact fraction of the 2^64 hash space (the arcs ending at its points). */
-static void
-space_share(const struct pc_ring *ring, double *share)
-{
-	size_t n = ring->n_points;
-
-	for (unsigned int i = 0; i < ring->n_nodes; i++) {
-		share[i] = 0.0;
-	}
-	for (size_t k = 0; k < n; k++) {
-		/* Arc (previous point, this point]; for k = 0 it wraps, mod 2^64. */
-		uint64_t arc = ring->point_hash[k] - ring->point_hash[(k + n - 1) % n];
-
-		share[ring->point_node[k]] += (double)arc / 18446744073709551616.0;
-	}
-}
-
 /* ---- building and the edges ---- */
 
 static void
@@ -152,6 +135,7 @@ test_one_node(void)
 		}
 	}
 	CU_ASSERT_EQUAL(wrong, 0);
+	CU_ASSERT_DOUBLE_EQUAL(pc_ring_share(ring, 0), 1.0, 1e-12);
 	CU_ASSERT_EQUAL(pc_ring_owners(ring, 0, 3, owners), 1);
 	CU_ASSERT_EQUAL(pc_ring_owners(ring, UINT64_MAX, 3, owners), 1);
 	CU_ASSERT_EQUAL(owners[0], 0);
@@ -388,7 +372,10 @@ test_balance(void)
 			count[o]++;
 		}
 	}
-	space_share(ring, share);
+	for (int i = 0; i < 8; i++) {
+		share[i] = pc_ring_share(ring, (unsigned int)i);
+	}
+	CU_ASSERT_EQUAL(pc_ring_share(ring, 8), 0.0);
 	for (int i = 0; i < 8; i++) {
 		double kd = fabs((double)count[i] / N_KEYS * 8.0 - 1.0);
 		double sd = fabs(share[i] * 8.0 - 1.0);

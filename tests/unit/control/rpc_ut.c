@@ -101,6 +101,7 @@ enum srv_mode {
 	SRV_HOLD,  /* hold the first connection and request, reply later by hand */
 	SRV_DROP,  /* never reply */
 	SRV_BIG,   /* reply with a body of the reply cap */
+	SRV_BADBODY, /* the body "does not decode": pc_rpc_conn_malformed() */
 };
 
 struct srv {
@@ -139,6 +140,10 @@ srv_on_request(void *arg, struct pc_rpc_conn *c, const struct pc_frame_hdr *h, c
 		break;
 	case SRV_BIG:
 		pc_rpc_reply(c, h, 0, s->big, cap); /* may close on out_cap: that is tested */
+		break;
+	case SRV_BADBODY:
+		pc_rpc_conn_malformed(c, "test: body refused");
+		CU_ASSERT_FALSE(pc_rpc_conn_is_open(c));
 		break;
 	default:
 		break;
@@ -901,6 +906,47 @@ test_error_reply(void)
 	srv_stop(&s);
 }
 
+/* A body the handler refuses closes that connection only; the peer reconnects for the next call. */
+static void
+test_request_body_malformed(void)
+{
+	struct pc_rpc_opts co = {.backoff_min_ns = 1 * MS, .backoff_max_ns = 2 * MS};
+	struct pc_rpc *cli = client_new(NULL, 0, &co);
+	struct pc_rpc_peer *p;
+	struct rec bad[2] = {{0}};
+	struct rec good = {0};
+	uint8_t key[3] = {1, 0, 'k'};
+	struct srv s;
+
+	srv_start(&s, NULL, 0, 0, NULL);
+	s.mode = SRV_BADBODY;
+	p = pc_rpc_peer_get(cli, "127.0.0.1", s.port);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+	/* Two calls pipelined: the second is never dispatched once the first closed it. */
+	CU_ASSERT_EQUAL(pc_rpc_call(p, PC_FRAME_DIR_EXISTS, key, sizeof(key), g_now + S, rec_cb,
+				    &bad[0]),
+			0);
+	CU_ASSERT_EQUAL(pc_rpc_call(p, PC_FRAME_DIR_EXISTS, key, sizeof(key), g_now + S, rec_cb,
+				    &bad[1]),
+			0);
+	CU_ASSERT_TRUE(PUMP(cli, s.r, bad[0].n == 1 && bad[1].n == 1));
+	CU_ASSERT_EQUAL(bad[0].status, -ECONNRESET);
+	CU_ASSERT_EQUAL(bad[1].status, -ECONNRESET);
+	CU_ASSERT_EQUAL(s.n_req, 1);
+	CU_ASSERT_EQUAL(stats_of(s.r).malformed, 1);
+	CU_ASSERT_TRUE(PUMP(cli, s.r, stats_of(s.r).conns_open == 0));
+	s.mode = SRV_ECHO;
+	CU_ASSERT_EQUAL(
+		pc_rpc_call(p, PC_FRAME_DIR_EXISTS, key, sizeof(key), g_now + S, rec_cb, &good), 0);
+	g_now += 10 * MS; /* past the reconnect backoff */
+	CU_ASSERT_TRUE(PUMP(cli, s.r, good.n == 1));
+	CU_ASSERT_EQUAL(good.status, 0);
+	CU_ASSERT_EQUAL(good.len, sizeof(key));
+	pc_rpc_peer_put(p);
+	pc_rpc_destroy(cli);
+	srv_stop(&s);
+}
+
 /* The server goes away: in-flight calls fail at once; later calls go through after backoff. */
 static void
 test_server_restart(void)
@@ -1303,6 +1349,7 @@ static const struct pc_ut_test rpc_tests[] = {
 	{"slowloris: partial body and header, read deadline", test_slow_frames},
 	{"call timeout at its deadline; late reply dropped", test_call_timeout},
 	{"error reply", test_error_reply},
+	{"request body refused: that connection closes", test_request_body_malformed},
 	{"server restart: reset, refused, backoff, reconnect", test_server_restart},
 	{"max_conns", test_max_conns},
 	{"out_cap closes an unread connection", test_out_cap},

@@ -512,6 +512,75 @@ abort_all(struct pc_store *st, unsigned int ci, struct pc_store_loc *locs, unsig
 	}
 }
 
+/* Page events: what the directory is told, and from which lcore. */
+struct ev_rec {
+	unsigned int n;
+	unsigned int ci[8];
+	bool published[8];
+	char key[8][64];
+	uint32_t key_len[8];
+	uint32_t len[8];
+	uint64_t off[8];
+	uint64_t gen[8];
+};
+
+static void
+ev_cb(void *arg, unsigned int ci, bool published, const struct pc_store_event *ev)
+{
+	struct ev_rec *r = arg;
+	unsigned int i = r->n++;
+
+	CU_ASSERT_FATAL(i < 8 && ev->key_len <= sizeof(r->key[0]));
+	r->ci[i] = ci;
+	r->published[i] = published;
+	memcpy(r->key[i], ev->key, ev->key_len);
+	r->key_len[i] = ev->key_len;
+	r->len[i] = ev->len;
+	r->off[i] = ev->off;
+	r->gen[i] = ev->generation;
+}
+
+static void
+test_events(void)
+{
+	struct pc_store *st = store_new(false);
+	struct ev_rec r = {0};
+	struct pc_store_key k1;
+	struct pc_store_key k2;
+	uint64_t off1, off2;
+
+	pc_store_set_event_cb(st, ev_cb, &r);
+	mkkey(&k1, "ev", 1);
+	mkkey(&k2, "ev", 2);
+	CU_ASSERT_EQUAL(set_page(st, CI_W0, &k1, 1, 5000, 0, &off1), 0);
+	CU_ASSERT_EQUAL(set_page(st, CI_CTRL, &k2, 2, 70000, 1, &off2), 0);
+	/* A duplicate, an abort and a miss tell nothing. */
+	CU_ASSERT_EQUAL(set_page(st, CI_W0, &k1, 1, 5000, 0, NULL), PC_STORE_DEDUP);
+	CU_ASSERT_EQUAL(pc_store_delete(st, CI_W0, &k2), 0);
+	CU_ASSERT_EQUAL(pc_store_delete(st, CI_W0, &k2), -ENOENT);
+	CU_ASSERT_EQUAL_FATAL(r.n, 3);
+	CU_ASSERT(r.published[0] && r.published[1] && !r.published[2]);
+	CU_ASSERT_EQUAL(r.ci[0], CI_W0);
+	CU_ASSERT_EQUAL(r.ci[1], CI_CTRL);
+	CU_ASSERT_EQUAL(r.ci[2], CI_W0);
+	CU_ASSERT_EQUAL(r.key_len[0], k1.len);
+	CU_ASSERT_EQUAL(memcmp(r.key[0], k1.bytes, k1.len), 0);
+	CU_ASSERT_EQUAL(memcmp(r.key[2], k2.bytes, k2.len), 0);
+	CU_ASSERT_EQUAL(r.off[0], off1);
+	CU_ASSERT_EQUAL(r.off[1], off2);
+	CU_ASSERT_EQUAL(r.off[2], off2);
+	CU_ASSERT_EQUAL(r.len[0], 5000);
+	CU_ASSERT_EQUAL(r.len[1], 70000);
+	CU_ASSERT_EQUAL(r.gen[0], seg_hdr(st, off1)->generation);
+	CU_ASSERT_EQUAL(r.gen[2], r.gen[1]);
+	/* clear_ns unpublishes through the same path. */
+	CU_ASSERT_EQUAL(pc_store_clear_ns(st, CI_CTRL, "ev", 2), 1);
+	CU_ASSERT_EQUAL(r.n, 4);
+	CU_ASSERT_FALSE(r.published[3]);
+	CU_ASSERT_EQUAL(r.off[3], off1);
+	pc_store_destroy(st);
+}
+
 static void
 test_quarantine(void)
 {
@@ -1091,6 +1160,7 @@ static const struct pc_ut_test basic_tests[] = {
 
 static const struct pc_ut_test reuse_tests[] = {
 	{"deleted slot waits out the quarantine", test_quarantine},
+	{"page events: publish, delete, clear", test_events},
 	{"pinned page survives delete and eviction", test_pinned_survives},
 	{"clear_ns removes only its namespace", test_clear_ns},
 	{NULL, NULL},

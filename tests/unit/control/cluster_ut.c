@@ -1,0 +1,630 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The cluster, several of them in one process: each listens on its own
+ * loopback address (127.0.0.1, .2, ...) with the same meta port, so each runs
+ * its discovery master as on separate hosts. Time is a fake monotonic clock
+ * that the tests move on; the sockets are real.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cluster.h"
+#include "frame.h"
+#include "ut.h"
+
+#define MS 1000000ull
+#define S  1000000000ull
+
+#define MAX_NODES 5
+#define HB_S      0.5
+#define TTL_S     1.5
+
+static uint64_t g_now = 1000 * S;
+static uint16_t g_meta_port;
+
+struct node {
+	struct pc_config cfg;
+	struct pc_cluster *c;
+	bool paused; /* not polled: a stopped process */
+};
+
+static struct node g_nodes[MAX_NODES];
+
+static uint64_t
+mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * S + (uint64_t)ts.tv_nsec;
+}
+
+/* A port free on 127.0.0.1 now (for the shared meta port). */
+static uint16_t
+free_port(void)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	uint16_t port;
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+	    getsockname(fd, (struct sockaddr *)&sa, &len) != 0) {
+		port = 0; /* the suite fails to start */
+	} else {
+		port = ntohs(sa.sin_port);
+	}
+	if (fd >= 0) {
+		close(fd);
+	}
+	return port;
+}
+
+static void
+node_config(struct pc_config *cfg, int i, const char *seeds)
+{
+	char host[32];
+
+	pc_config_defaults(cfg);
+	snprintf(host, sizeof(host), "127.0.0.%d", i + 1);
+	snprintf(cfg->discovery_addr, sizeof(cfg->discovery_addr), "%s", seeds);
+	snprintf(cfg->meta_bind_host, sizeof(cfg->meta_bind_host), "%s", host);
+	snprintf(cfg->control_bind_host, sizeof(cfg->control_bind_host), "%s", host);
+	snprintf(cfg->local_hostname, sizeof(cfg->local_hostname), "%s", host);
+	snprintf(cfg->node_id, sizeof(cfg->node_id), "node-%d", i);
+	cfg->control_port = 0;
+	cfg->disk_enabled = false;
+	cfg->heartbeat_interval = HB_S;
+	cfg->member_ttl = TTL_S;
+	cfg->request_timeout = 1.0;
+	cfg->directory_replicas = 2;
+	cfg->vnodes = 64;
+	cfg->max_masters = 3;
+	cfg->directory_read_cache_ttl = 0.0;
+}
+
+static struct pc_cluster *
+node_start_seeds(int i, const char *seeds)
+{
+	struct pc_cluster_opts o = {.role = PC_DISC_ROLE_INFERENCE,
+				    .pool_capacity = 1ull << 30,
+				    .shard_entries = 1u << 16};
+	struct node *n = &g_nodes[i];
+
+	node_config(&n->cfg, i, seeds);
+	n->paused = false;
+	n->c = pc_cluster_create(&n->cfg, &o, g_now);
+	CU_ASSERT_PTR_NOT_NULL(n->c);
+	return n->c;
+}
+
+static struct pc_cluster *
+node_start(int i)
+{
+	char seeds[64];
+
+	snprintf(seeds, sizeof(seeds), "127.0.0.1:%u", g_meta_port);
+	return node_start_seeds(i, seeds);
+}
+
+static void
+node_stop(int i)
+{
+	pc_cluster_destroy(g_nodes[i].c);
+	g_nodes[i].c = NULL;
+}
+
+/* Poll every running node that is not paused until `ms` of real time pass. */
+static void
+pump(unsigned int ms)
+{
+	uint64_t end = mono_ns() + ms * MS;
+
+	do {
+		int work = 0;
+
+		for (int i = 0; i < MAX_NODES; i++) {
+			if (g_nodes[i].c != NULL && !g_nodes[i].paused) {
+				work += pc_cluster_poll(g_nodes[i].c, g_now);
+			}
+		}
+		if (work == 0) {
+			usleep(200);
+		}
+	} while (mono_ns() < end);
+}
+
+/* Move the clock on by `ns` in heartbeat-sized steps, pumping after each. */
+static void
+advance(uint64_t ns)
+{
+	uint64_t step = (uint64_t)(HB_S * 1e9) / 2;
+
+	while (ns > 0) {
+		uint64_t d = ns < step ? ns : step;
+
+		g_now += d;
+		ns -= d;
+		pump(20);
+	}
+}
+
+static unsigned int
+members_of(int i)
+{
+	struct pc_cluster_info info;
+
+	pc_cluster_get_info(g_nodes[i].c, &info);
+	return info.members;
+}
+
+/* Whether every running, unpaused node sees exactly `want` members and the same ring. */
+static bool
+agree(unsigned int want)
+{
+	const struct pc_ring *first = NULL;
+
+	for (int i = 0; i < MAX_NODES; i++) {
+		const struct pc_ring *r;
+
+		if (g_nodes[i].c == NULL || g_nodes[i].paused) {
+			continue;
+		}
+		r = pc_cluster_ring(g_nodes[i].c);
+		if (members_of(i) != want || r == NULL || pc_ring_node_count(r) != want) {
+			return false;
+		}
+		if (first == NULL) {
+			first = r;
+			continue;
+		}
+		for (unsigned int k = 0; k < want; k++) {
+			if (strcmp(pc_ring_node_id(first, k), pc_ring_node_id(r, k)) != 0) {
+				return false;
+			}
+		}
+	}
+	return true;
+}
+
+/* Advance the clock until the nodes agree on `want` members (false after 20 TTLs). */
+static bool
+converge(unsigned int want)
+{
+	for (int round = 0; round < 60; round++) {
+		if (agree(want)) {
+			return true;
+		}
+		advance((uint64_t)(HB_S * 1e9));
+	}
+	return agree(want);
+}
+
+static void
+stop_all(void)
+{
+	for (int i = 0; i < MAX_NODES; i++) {
+		if (g_nodes[i].c != NULL) {
+			node_stop(i);
+		}
+	}
+}
+
+static int
+suite_init(void)
+{
+	g_meta_port = free_port();
+	return g_meta_port == 0 ? -1 : 0;
+}
+
+/* ------------------------------------------------------------- lookups */
+
+#define N_KEYS 600
+
+struct lk {
+	int calls;
+	unsigned int n;
+	struct pc_cluster_lookup_result res[PC_CLUSTER_LOOKUP_MAX];
+};
+
+static void
+lk_cb(void *arg, const struct pc_cluster_lookup_result *res, unsigned int n)
+{
+	struct lk *l = arg;
+
+	l->calls++;
+	l->n = n;
+	memcpy(l->res, res, n * sizeof(*res));
+}
+
+static char g_keybuf[N_KEYS][32];
+static struct pc_dir_key g_keys[N_KEYS];
+
+static void
+make_keys(const char *tag)
+{
+	for (int k = 0; k < N_KEYS; k++) {
+		int len = snprintf(g_keybuf[k], sizeof(g_keybuf[k]), "ns%c%s-%d", 0, tag, k);
+
+		g_keys[k].bytes = g_keybuf[k];
+		g_keys[k].len = (uint32_t)len;
+	}
+}
+
+/* Node `from` publishes every key, page k at offset 4096 * k, generation k + 1. */
+static void
+publish_all(int from)
+{
+	static struct pc_cluster_pub p[N_KEYS];
+
+	for (int k = 0; k < N_KEYS; k++) {
+		p[k] = (struct pc_cluster_pub){.key = g_keys[k].bytes,
+					       .key_len = g_keys[k].len,
+					       .length = 1000 + (uint32_t)k,
+					       .offset = 4096ull * (uint64_t)k,
+					       .generation = (uint64_t)k + 1};
+	}
+	CU_ASSERT_EQUAL(pc_cluster_publish(g_nodes[from].c, p, N_KEYS), N_KEYS);
+	pump(100);
+}
+
+/* Look every key up through node `via`; returns how many came back with `from`'s exact location. */
+static unsigned int
+lookup_all(int via, int from, struct lk *l)
+{
+	uint64_t end = mono_ns() + 5 * S;
+	unsigned int right = 0;
+	char id[16];
+
+	snprintf(id, sizeof(id), "node-%d", from);
+	memset(l, 0, sizeof(*l));
+	CU_ASSERT_EQUAL_FATAL(pc_cluster_lookup(g_nodes[via].c, g_keys, N_KEYS, 0, lk_cb, l), 0);
+	while (l->calls == 0 && mono_ns() < end) {
+		pump(5);
+	}
+	CU_ASSERT_EQUAL(l->calls, 1);
+	CU_ASSERT_EQUAL(l->n, N_KEYS);
+	for (int k = 0; k < N_KEYS && l->calls == 1; k++) {
+		const struct pc_cluster_lookup_result *r = &l->res[k];
+
+		if (r->status == 0 && r->n_locs == 1 && strcmp(r->locs[0].node_id, id) == 0 &&
+		    r->locs[0].offset == 4096ull * (uint64_t)k &&
+		    r->locs[0].length == 1000 + (uint32_t)k &&
+		    r->locs[0].generation == (uint64_t)k + 1 &&
+		    r->locs[0].tier == PC_DIR_TIER_MEMORY) {
+			right++;
+		}
+	}
+	return right;
+}
+
+/* ---------------------------------------------------------------- tests */
+
+static void
+test_join_and_agree(void)
+{
+	struct pc_cluster_info info;
+	struct pc_disc_member m[8];
+	struct pc_disc_endpoint masters[8];
+
+	for (int i = 0; i < 4; i++) {
+		CU_ASSERT_PTR_NOT_NULL_FATAL(node_start(i));
+	}
+	CU_ASSERT_TRUE(converge(4));
+	/* Every one of them bound the shared meta port on its own address: a master each. */
+	for (int i = 0; i < 4; i++) {
+		pc_cluster_get_info(g_nodes[i].c, &info);
+		CU_ASSERT_EQUAL(info.meta_port, g_meta_port);
+		CU_ASSERT_EQUAL(info.ring_nodes, 4);
+		CU_ASSERT_EQUAL(info.is_master, i < 3); /* the head, then .2 and .3 */
+	}
+	CU_ASSERT_EQUAL(pc_cluster_members(g_nodes[3].c, m, 8), 4);
+	CU_ASSERT_STRING_EQUAL(m[0].node_id, "node-0");
+	CU_ASSERT_STRING_EQUAL(m[3].node_id, "node-3");
+	CU_ASSERT_STRING_EQUAL(m[2].control.host, "127.0.0.3");
+	CU_ASSERT_EQUAL(pc_cluster_members(g_nodes[3].c, m, 3), -ENOBUFS);
+	CU_ASSERT_EQUAL(pc_cluster_masters(g_nodes[3].c, masters, 8), 3);
+	CU_ASSERT_STRING_EQUAL(masters[0].host, "127.0.0.1");
+	CU_ASSERT_STRING_EQUAL(masters[1].host, "127.0.0.2");
+	CU_ASSERT_STRING_EQUAL(masters[2].host, "127.0.0.3");
+	stop_all();
+}
+
+static void
+test_publish_lookup_unpublish(void)
+{
+	static struct lk l;
+	struct pc_cluster_stats st;
+
+	for (int i = 0; i < 3; i++) {
+		CU_ASSERT_PTR_NOT_NULL_FATAL(node_start(i));
+	}
+	CU_ASSERT_TRUE_FATAL(converge(3));
+	make_keys("pub");
+	publish_all(1);
+	for (int via = 0; via < 3; via++) {
+		CU_ASSERT_EQUAL(lookup_all(via, 1, &l), N_KEYS);
+	}
+	/* Each entry is on 2 owners: the shards hold 2 x N_KEYS between them. */
+	{
+		uint64_t entries = 0;
+
+		for (int i = 0; i < 3; i++) {
+			pc_cluster_get_stats(g_nodes[i].c, &st);
+			entries += st.shard.entries;
+		}
+		CU_ASSERT_EQUAL(entries, 2 * N_KEYS);
+	}
+	/* Unpublishing by another node removes nothing of node-1's. */
+	CU_ASSERT_EQUAL(pc_cluster_unpublish(g_nodes[2].c, g_keys, N_KEYS), N_KEYS);
+	pump(100);
+	CU_ASSERT_EQUAL(lookup_all(0, 1, &l), N_KEYS);
+	CU_ASSERT_EQUAL(pc_cluster_unpublish(g_nodes[1].c, g_keys, N_KEYS), N_KEYS);
+	pump(100);
+	CU_ASSERT_EQUAL(lookup_all(0, 1, &l), 0);
+	for (int k = 0; k < N_KEYS; k++) {
+		CU_ASSERT_EQUAL(l.res[k].status, -ENOENT);
+	}
+	pc_cluster_get_stats(g_nodes[0].c, &st);
+	CU_ASSERT(st.lookups >= 3 * N_KEYS);
+	CU_ASSERT_EQUAL(st.lookup_failed, 0);
+	stop_all();
+}
+
+/* A paused owner: lookups fall back to the replica; after member_ttl it is pruned everywhere. */
+static void
+test_owner_paused_then_pruned(void)
+{
+	static struct lk l;
+	struct pc_cluster_stats st;
+	struct pc_cluster_info info;
+	uint64_t inc_before;
+
+	for (int i = 0; i < 4; i++) {
+		CU_ASSERT_PTR_NOT_NULL_FATAL(node_start(i));
+	}
+	CU_ASSERT_TRUE_FATAL(converge(4));
+	make_keys("pause");
+	publish_all(0);
+	/* Let the re-shard window of the last join close, so misses are final. */
+	advance((uint64_t)(TTL_S * 1e9) + S);
+	CU_ASSERT_EQUAL(lookup_all(3, 0, &l), N_KEYS);
+
+	/* node-2 stops answering: its keys come from their second owner, within the deadline. */
+	g_nodes[2].paused = true;
+	{
+		struct lk *lp = &l;
+		uint64_t end = mono_ns() + 5 * S;
+
+		memset(lp, 0, sizeof(*lp));
+		CU_ASSERT_EQUAL_FATAL(pc_cluster_lookup(g_nodes[3].c, g_keys, N_KEYS, S, lk_cb, lp),
+				      0);
+		pump(50);
+		g_now += S / 2 + MS; /* the first owner's share of the deadline is over */
+		while (lp->calls == 0 && mono_ns() < end) {
+			pump(5);
+		}
+		CU_ASSERT_EQUAL(lp->calls, 1);
+		for (int k = 0; k < N_KEYS; k++) {
+			CU_ASSERT_EQUAL(lp->res[k].status, 0);
+		}
+	}
+	pc_cluster_get_stats(g_nodes[3].c, &st);
+	CU_ASSERT(st.lookup_fallbacks > 0);
+
+	/* Past member_ttl the others prune it: three members, and every key still resolves. */
+	CU_ASSERT_TRUE(converge(3));
+	CU_ASSERT_EQUAL(lookup_all(3, 0, &l), N_KEYS);
+
+	/* It comes back as a new incarnation, and everyone takes it back. */
+	pc_cluster_get_info(g_nodes[2].c, &info);
+	inc_before = info.incarnation;
+	g_nodes[2].paused = false;
+	CU_ASSERT_TRUE(converge(4));
+	pc_cluster_get_info(g_nodes[2].c, &info);
+	CU_ASSERT(info.incarnation > inc_before);
+	{
+		struct pc_disc_member m;
+		struct pc_disc_member all[8];
+		int n = pc_cluster_members(g_nodes[0].c, all, 8);
+		bool seen = false;
+
+		for (int i = 0; i < n; i++) {
+			m = all[i];
+			if (strcmp(m.node_id, "node-2") == 0) {
+				seen = true;
+				CU_ASSERT_EQUAL(m.incarnation, info.incarnation);
+			}
+		}
+		CU_ASSERT_TRUE(seen);
+	}
+	stop_all();
+}
+
+/* A new node joins: entries move to it and every key stays resolvable through every node. */
+static void
+test_join_reshard(void)
+{
+	static struct lk l;
+	struct pc_cluster_stats st;
+	uint64_t republished = 0;
+
+	for (int i = 0; i < 3; i++) {
+		CU_ASSERT_PTR_NOT_NULL_FATAL(node_start(i));
+	}
+	CU_ASSERT_TRUE_FATAL(converge(3));
+	make_keys("reshard");
+	publish_all(2);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(node_start(3));
+	CU_ASSERT_TRUE_FATAL(converge(4));
+	pump(200);
+	for (int i = 0; i < 4; i++) {
+		pc_cluster_get_stats(g_nodes[i].c, &st);
+		republished += st.republished;
+	}
+	CU_ASSERT(republished > 0);
+	pc_cluster_get_stats(g_nodes[3].c, &st);
+	CU_ASSERT(st.shard.entries > 0);
+	/* Past the window: every key is where the new ring says, no fallback needed. */
+	advance((uint64_t)(TTL_S * 1e9) + S);
+	for (int via = 0; via < 4; via++) {
+		CU_ASSERT_EQUAL(lookup_all(via, 2, &l), N_KEYS);
+	}
+	/* The old owners dropped what they no longer own: 2 copies of each key in all. */
+	{
+		uint64_t entries = 0;
+
+		for (int i = 0; i < 4; i++) {
+			pc_cluster_get_stats(g_nodes[i].c, &st);
+			entries += st.shard.entries;
+			CU_ASSERT_FALSE(st.reshards == 0 && i < 3);
+		}
+		CU_ASSERT_EQUAL(entries, 2 * N_KEYS);
+	}
+	stop_all();
+}
+
+/* The head is gone: a node given a seed list still joins through the second seed. */
+static void
+test_head_down_seed_list(void)
+{
+	char seeds[96];
+
+	for (int i = 0; i < 3; i++) {
+		CU_ASSERT_PTR_NOT_NULL_FATAL(node_start(i));
+	}
+	CU_ASSERT_TRUE_FATAL(converge(3));
+	node_stop(0); /* a clean leave: the masters drop it at once */
+	CU_ASSERT_TRUE_FATAL(converge(2));
+	snprintf(seeds, sizeof(seeds), "127.0.0.1:%u,127.0.0.2:%u", g_meta_port, g_meta_port);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(node_start_seeds(3, seeds));
+	CU_ASSERT_TRUE(converge(3));
+	CU_ASSERT_EQUAL(members_of(3), 3);
+	stop_all();
+}
+
+static int g_raw_done;
+static int g_raw_status;
+
+static void
+raw_cb(void *arg, int status, const struct pc_frame_hdr *h, const uint8_t *body, uint32_t len)
+{
+	(void)arg;
+	(void)h;
+	(void)body;
+	(void)len;
+	g_raw_status = status;
+	g_raw_done++;
+}
+
+/* A peer that authenticates but sends bodies that do not decode is cut off; the rest goes on. */
+static void
+test_malformed_bodies(void)
+{
+	struct pc_rpc_opts o = {0};
+	struct pc_rpc *cli = pc_rpc_create(&o);
+	struct pc_cluster_info info;
+	struct pc_cluster_stats st;
+	struct pc_rpc_peer *p;
+	static const uint8_t junk[] = {5, 0, 0, 0, 0xff};
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cli);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(node_start(0));
+	CU_ASSERT_TRUE_FATAL(converge(1));
+	pc_cluster_get_info(g_nodes[0].c, &info);
+	p = pc_rpc_peer_get(cli, "127.0.0.1", info.control_port);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+	g_raw_done = 0;
+	CU_ASSERT_EQUAL(
+		pc_rpc_call(p, PC_FRAME_DIR_LOOKUP, junk, sizeof(junk), g_now + S, raw_cb, NULL), 0);
+	for (int k = 0; k < 2000 && g_raw_done == 0; k++) {
+		pc_rpc_poll(cli, g_now);
+		pump(1);
+	}
+	CU_ASSERT_EQUAL(g_raw_done, 1);
+	CU_ASSERT_EQUAL(g_raw_status, -ECONNRESET);
+	pc_cluster_get_stats(g_nodes[0].c, &st);
+	CU_ASSERT_EQUAL(st.bad_requests, 1);
+	CU_ASSERT_EQUAL(st.rpc.malformed, 1);
+	CU_ASSERT_EQUAL(members_of(0), 1);
+	pc_rpc_peer_put(p);
+	pc_rpc_destroy(cli);
+	stop_all();
+}
+
+static void
+test_bad_arguments(void)
+{
+	struct lk l;
+	struct pc_dir_key k = {.bytes = "x", .len = 1};
+	struct pc_dir_key empty = {.bytes = "x", .len = 0};
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(node_start(0));
+	CU_ASSERT_EQUAL(pc_cluster_lookup(g_nodes[0].c, &k, 0, 0, lk_cb, &l), -EINVAL);
+	CU_ASSERT_EQUAL(pc_cluster_lookup(g_nodes[0].c, &k, PC_CLUSTER_LOOKUP_MAX + 1, 0, lk_cb, &l),
+			-EINVAL);
+	CU_ASSERT_EQUAL(pc_cluster_lookup(g_nodes[0].c, &empty, 1, 0, lk_cb, &l), -EINVAL);
+	CU_ASSERT_EQUAL(pc_cluster_lookup(g_nodes[0].c, &k, 1, 0, NULL, &l), -EINVAL);
+	/* A lookup pending at destroy ends with -ECANCELED, once. */
+	memset(&l, 0, sizeof(l));
+	CU_ASSERT_EQUAL(pc_cluster_lookup(g_nodes[0].c, &k, 1, 0, lk_cb, &l), 0);
+	CU_ASSERT_EQUAL(l.calls, 0);
+	node_stop(0);
+	CU_ASSERT_EQUAL(l.calls, 1);
+	CU_ASSERT_EQUAL(l.res[0].status, -ECANCELED);
+	/* A meta port held by another engine on the host: this one runs without a master. */
+	CU_ASSERT_PTR_NOT_NULL_FATAL(node_start(0));
+	{
+		struct pc_config cfg;
+		struct pc_cluster_opts o = {.role = PC_DISC_ROLE_META};
+		struct pc_cluster_info info;
+		struct pc_cluster *second;
+
+		node_config(&cfg, 0, g_nodes[0].cfg.discovery_addr);
+		snprintf(cfg.node_id, sizeof(cfg.node_id), "meta-twin");
+		second = pc_cluster_create(&cfg, &o, g_now);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(second);
+		pc_cluster_get_info(second, &info);
+		CU_ASSERT_EQUAL(info.meta_port, 0);
+		CU_ASSERT_EQUAL(pc_cluster_lookup(second, &k, 1, 0, lk_cb, &l), -ENOTSUP);
+		pc_cluster_destroy(second);
+	}
+	/* A seed that is not an address and does not resolve: refused with an error. */
+	{
+		struct pc_config cfg;
+		struct pc_cluster_opts o = {.role = PC_DISC_ROLE_INFERENCE};
+
+		node_config(&cfg, 1, "no-such-host.invalid:31998");
+		CU_ASSERT_PTR_NULL(pc_cluster_create(&cfg, &o, g_now));
+	}
+	stop_all();
+}
+
+static const struct pc_ut_test g_tests[] = {
+	{"4 nodes join through the head and agree", test_join_and_agree},
+	{"publish, lookup from every node, unpublish own only", test_publish_lookup_unpublish},
+	{"paused owner: replica fallback, pruned, back", test_owner_paused_then_pruned},
+	{"a join re-shards; every key resolvable", test_join_reshard},
+	{"head down: a seed list still joins", test_head_down_seed_list},
+	{"malformed bodies close the connection", test_malformed_bodies},
+	{"bad arguments, cancel, shared meta port, bad seed", test_bad_arguments},
+	{NULL, NULL},
+};
+
+static const struct pc_ut_suite g_suites[] = {
+	{"cluster", suite_init, NULL, g_tests},
+};
+
+int
+main(void)
+{
+	return pc_ut_run(g_suites, PC_ARRAY_SIZE(g_suites));
+}
