@@ -105,7 +105,7 @@ static const char *const g_module_names[] = {"peercache.store", NULL};
 static const char *const g_class_names[] = {"PeerCacheStore", NULL};
 static const char *const g_mode_names[] = {"p2p", "hybrid", "centralized", NULL};
 static const char *const g_write_policy_names[] = {"local", "storage", "both", NULL};
-static const char *const g_role_names[] = {"auto", "inference", "storage", NULL};
+static const char *const g_role_names[] = {"auto", "inference", "storage", "meta", NULL};
 static const char *const g_protocol_names[] = {"rdma", "tcp", NULL};
 static const char *const g_idle_policy_names[] = {"busy", "adaptive", NULL};
 
@@ -157,7 +157,7 @@ static const struct pc_cfg_key g_keys[] = {
 	 .names = g_write_policy_names, .def_int = PC_WRITE_LOCAL,
 	 .help = "hybrid only: local, storage (RDMA WRITE to storage) or both"},
 	{.name = "role", .type = PC_CFG_ENUM, PC_FIELD(role), .names = g_role_names,
-	 .def_int = PC_ROLE_AUTO, .help = "inference, storage, or auto (inferred from the process)"},
+	 .def_int = PC_ROLE_AUTO, .help = "inference, storage, meta (discovery only), or auto (inference)"},
 	{.name = "protocol", .type = PC_CFG_ENUM, PC_FIELD(protocol), .names = g_protocol_names,
 	 .def_int = PC_PROTO_RDMA, .section = "RDMA / transport",
 	 .help = "rdma (production) or tcp (fallback for testing)"},

@@ -48,6 +48,7 @@ enum pc_role {
 	PC_ROLE_AUTO,
 	PC_ROLE_INFERENCE,
 	PC_ROLE_STORAGE,
+	PC_ROLE_META, /* discovery only: no pool, no directory shard (peercache-meta) */
 };
 
 enum pc_protocol {

@@ -428,10 +428,13 @@ disc_event(void *arg, const struct pc_disc_event *ev)
 		break;
 	case PC_DISC_EV_MASTERS_CHANGED: {
 		struct pc_disc_endpoint m[PC_DISC_MASTERS_MAX];
-		int n = pc_disc_node_masters(c->node, m, PC_DISC_MASTERS_MAX);
+		int n = c->node != NULL ? pc_disc_node_masters(c->node, m, PC_DISC_MASTERS_MAX) : 0;
 		char line[512] = "";
 		size_t len = 0;
 
+		if (n <= 0) {
+			break; /* while the node is being created: the set follows */
+		}
 		for (int i = 0; i < n && len < sizeof(line); i++) {
 			len += (size_t)snprintf(line + len, sizeof(line) - len, "%s%s:%u",
 						i ? ", " : "", m[i].host, m[i].port);
@@ -617,7 +620,8 @@ disc_poll(struct pc_cluster *c)
 	int n = pc_disc_node_due(c->node, c->now_ns, act, DISC_BURST);
 
 	for (int i = 0; i < n; i++) {
-		disc_send(c, &act[i], c->now_ns + c->request_timeout_ns);
+		/* The node counts a request unanswered after one interval as failed: so does the call. */
+		disc_send(c, &act[i], c->now_ns + c->np.heartbeat_interval_ns);
 	}
 	if (c->master != NULL && c->now_ns - c->prune_ns >= MASTER_PRUNE_NS) {
 		c->prune_ns = c->now_ns;

@@ -4,12 +4,14 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <rte_cycles.h>
 #include <rte_lcore.h>
 #include <rte_malloc.h>
 
+#include "cluster.h"
 #include "engine.h"
 #include "lcore.h"
 #include "pc_log.h"
@@ -17,6 +19,29 @@
 #include "store.h"
 
 #define PC_ENGINE_STATS_PERIOD_US (10ULL * 1000 * 1000)
+#define PC_ENGINE_USAGE_PERIOD_US (1000ULL * 1000)
+/* Page events batched per lcore before they go to the control lcore. */
+#define DIRPUB_BATCH 64
+
+/* A batch of page events from one lcore, for the cluster directory. */
+struct dirpub_msg {
+	struct pc_engine *e;
+	unsigned int n;
+	struct {
+		bool published;
+		uint16_t key_len;
+		uint32_t len;
+		uint64_t off;
+		uint64_t generation;
+		uint8_t key[PC_STORE_KEY_MAX];
+	} ev[DIRPUB_BATCH];
+};
+
+/* One lcore's batch being filled; only that lcore touches it. */
+struct dirpub_buf {
+	struct dirpub_msg *msg;
+	uint64_t dropped;
+} __rte_cache_aligned;
 
 struct pc_engine {
 	const struct pc_config *cfg;
@@ -25,11 +50,16 @@ struct pc_engine {
 	struct pc_poller *stop_poller;
 	struct pc_poller *ready_poller;
 	struct pc_poller *store_poller;
-	struct pc_store *store;
+	struct pc_poller *cluster_poller;
+	struct pc_store *store; /* NULL for role meta */
 	struct pc_sessions *sessions;
+	struct pc_cluster *cluster;
+	struct dirpub_buf *dirpub; /* per cache index */
+	unsigned int n_dirpub;
 	unsigned int control_ci;
 	bool store_reader;
 	struct pc_timer stats_timer;
+	struct pc_timer usage_timer;
 	uint64_t start_tsc;
 };
 
@@ -130,6 +160,191 @@ store_poll(void *arg, uint64_t now_tsc)
 	return work + pc_store_evict_poll(e->store, e->control_ci, now_tsc);
 }
 
+static uint64_t
+mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int
+cluster_poll(void *arg, uint64_t now_tsc)
+{
+	struct pc_engine *e = arg;
+
+	(void)now_tsc;
+	return pc_cluster_poll(e->cluster, mono_ns());
+}
+
+static void
+usage_fire(struct pc_timer *timer, void *arg, uint64_t now_tsc)
+{
+	struct pc_engine *e = arg;
+	struct pc_store_stats st;
+
+	(void)timer;
+	(void)now_tsc;
+	pc_store_get_stats(e->store, &st);
+	pc_cluster_set_usage(e->cluster, st.bytes_used);
+}
+
+/* Control lcore: hand a batch of page events to the cluster, in order. */
+static void
+dirpub_deliver(void *arg)
+{
+	struct dirpub_msg *m = arg;
+
+	for (unsigned int i = 0; i < m->n; i++) {
+		if (m->ev[i].published) {
+			struct pc_cluster_pub p = {
+				.key = m->ev[i].key,
+				.key_len = m->ev[i].key_len,
+				.length = m->ev[i].len,
+				.offset = m->ev[i].off,
+				.generation = m->ev[i].generation,
+			};
+
+			pc_cluster_publish(m->e->cluster, &p, 1);
+		} else {
+			struct pc_dir_key k = {.bytes = m->ev[i].key, .len = m->ev[i].key_len};
+
+			pc_cluster_unpublish(m->e->cluster, &k, 1);
+		}
+	}
+	free(m);
+}
+
+/* Send this lcore's batch on (or hand it over at once on the control lcore). */
+static void
+dirpub_flush(struct pc_engine *e, unsigned int ci)
+{
+	struct dirpub_buf *b = &e->dirpub[ci];
+	struct dirpub_msg *m = b->msg;
+
+	if (m == NULL || m->n == 0) {
+		return;
+	}
+	b->msg = NULL;
+	if (ci == e->control_ci) {
+		dirpub_deliver(m);
+		return;
+	}
+	if (pc_lcore_send(e->control, dirpub_deliver, m) != 0) {
+		/* The control lcore is swamped: those pages cost a remote miss, nothing more. */
+		b->dropped += m->n;
+		free(m);
+	}
+}
+
+/* A store event on lcore ci (datapath): batch it. */
+static void
+dirpub_event(void *arg, unsigned int ci, bool published, const struct pc_store_event *ev)
+{
+	struct pc_engine *e = arg;
+	struct dirpub_buf *b = &e->dirpub[ci];
+	struct dirpub_msg *m = b->msg;
+
+	if (ev->key_len == 0 || ev->key_len > PC_STORE_KEY_MAX) {
+		return;
+	}
+	if (m == NULL) {
+		m = malloc(sizeof(*m));
+		if (m == NULL) {
+			b->dropped++;
+			return;
+		}
+		m->e = e;
+		m->n = 0;
+		b->msg = m;
+	}
+	m->ev[m->n].published = published;
+	m->ev[m->n].key_len = (uint16_t)ev->key_len;
+	m->ev[m->n].len = ev->len;
+	m->ev[m->n].off = ev->off;
+	m->ev[m->n].generation = ev->generation;
+	memcpy(m->ev[m->n].key, ev->key, ev->key_len);
+	if (++m->n == DIRPUB_BATCH) {
+		dirpub_flush(e, ci);
+	}
+}
+
+/* Each lcore that uses the store flushes what it batched at the end of its pass. */
+struct dirpub_poller_arg {
+	struct pc_engine *e;
+	unsigned int ci;
+};
+
+static int
+dirpub_poll(void *arg, uint64_t now_tsc)
+{
+	const struct dirpub_poller_arg *a = arg;
+	struct dirpub_msg *m = a->e->dirpub[a->ci].msg;
+
+	(void)now_tsc;
+	if (m == NULL || m->n == 0) {
+		return 0;
+	}
+	dirpub_flush(a->e, a->ci);
+	return 1;
+}
+
+static enum pc_disc_role
+disc_role(enum pc_role role)
+{
+	switch (role) {
+	case PC_ROLE_STORAGE:
+		return PC_DISC_ROLE_STORAGE;
+	case PC_ROLE_META:
+		return PC_DISC_ROLE_META;
+	case PC_ROLE_AUTO:
+	case PC_ROLE_INFERENCE:
+	default:
+		return PC_DISC_ROLE_INFERENCE;
+	}
+}
+
+static int
+create_cluster(struct pc_engine *e)
+{
+	struct pc_cluster_opts o = {
+		.role = disc_role(e->cfg->role),
+		.pool_capacity = e->store != NULL ? pc_store_segment_size(e->store) : 0,
+	};
+	static struct dirpub_poller_arg args[RTE_MAX_LCORE + 1];
+
+	e->cluster = pc_cluster_create(e->cfg, &o, mono_ns());
+	if (e->cluster == NULL) {
+		return -EINVAL;
+	}
+	e->cluster_poller = pc_lcore_poller_register(e->control, "cluster", cluster_poll, e);
+	if (e->cluster_poller == NULL) {
+		return -ENOMEM;
+	}
+	if (e->store == NULL) {
+		return 0;
+	}
+	e->n_dirpub = e->control_ci + 1;
+	e->dirpub = rte_zmalloc(NULL, e->n_dirpub * sizeof(*e->dirpub), RTE_CACHE_LINE_SIZE);
+	if (e->dirpub == NULL) {
+		return -ENOMEM;
+	}
+	for (unsigned int ci = 0; ci < e->n_dirpub; ci++) {
+		struct pc_lcore *lc = ci == e->control_ci ? e->control : pc_runtime_worker(e->rt, ci);
+
+		args[ci] = (struct dirpub_poller_arg){.e = e, .ci = ci};
+		if (pc_lcore_poller_register(lc, "dirpub", dirpub_poll, &args[ci]) == NULL) {
+			return -ENOMEM;
+		}
+	}
+	pc_store_set_event_cb(e->store, dirpub_event, e);
+	pc_timer_init(&e->usage_timer, usage_fire, e);
+	return pc_timer_start(e->control, &e->usage_timer,
+			      e->start_tsc + pc_us_to_tsc(PC_ENGINE_USAGE_PERIOD_US),
+			      pc_us_to_tsc(PC_ENGINE_USAGE_PERIOD_US));
+}
+
 static int
 create_store(struct pc_engine *e)
 {
@@ -188,11 +403,15 @@ pc_engine_create(const struct pc_config *cfg)
 	if (e->ready_poller == NULL) {
 		goto err_destroy_runtime;
 	}
-	if (create_store(e) != 0) {
+	if (cfg->role != PC_ROLE_META && create_store(e) != 0) {
 		goto err_destroy_runtime;
 	}
 	e->sessions = pc_sessions_create(cfg, e->rt, e->store);
 	if (e->sessions == NULL) {
+		goto err_destroy_runtime;
+	}
+	/* Last: a node joins the cluster only once it can serve its clients. */
+	if (create_cluster(e) != 0) {
 		goto err_destroy_runtime;
 	}
 	pc_timer_init(&e->stats_timer, stats_fire, e);
@@ -205,7 +424,9 @@ pc_engine_create(const struct pc_config *cfg)
 
 err_destroy_runtime:
 	pc_sessions_destroy(e->sessions);
+	pc_cluster_destroy(e->cluster);
 	pc_store_destroy(e->store);
+	rte_free(e->dirpub);
 	/* The runtime frees the pollers and timer heap registered on its lcores. */
 	pc_runtime_destroy(e->rt);
 err_free_engine:
@@ -235,12 +456,19 @@ pc_engine_destroy(struct pc_engine *e)
 		return;
 	}
 	pc_sessions_destroy(e->sessions);
+	/* Leaves the cluster (DEREGISTER to the masters) before the pages go. */
+	pc_cluster_destroy(e->cluster);
+	for (unsigned int ci = 0; ci < e->n_dirpub; ci++) {
+		free(e->dirpub[ci].msg);
+	}
+	rte_free(e->dirpub);
 	if (e->store_reader) {
 		pc_store_reader_unregister(e->store, e->control_ci);
 	}
 	pc_store_destroy(e->store);
 	if (e->rt != NULL) {
 		pc_timer_stop(e->control, &e->stats_timer);
+		pc_timer_stop(e->control, &e->usage_timer);
 		pc_runtime_destroy(e->rt);
 	}
 	rte_free(e);
