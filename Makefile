@@ -1,6 +1,6 @@
 # PeerCache: one build for everything.
 #
-#   make             build/peercache and the unit-test binaries
+#   make             build/peercache, build/peercache-ctl and the unit-test binaries
 #   make test        build, then run every unit suite, the integration tests
 #                    and the fuzz targets (bounded); non-zero on any failure
 #   make demo        start the engine on the embedded default, show it, stop it
@@ -66,7 +66,7 @@ FUZZ_SECONDS ?= 20
 .PHONY: all test unit integration fuzz demo clean format format-check lint help install-deps
 .DEFAULT_GOAL := all
 
-all: $(BUILD)/peercache $(UT_BINS)
+all: $(BUILD)/peercache $(BUILD)/peercache-ctl $(UT_BINS)
 
 # Rebuild everything when the flags change (e.g. switching ASAN=1 on or off).
 $(BUILD)/.cflags: FORCE
@@ -89,6 +89,16 @@ $(BUILD)/libpcengine.a: $(LIB_OBJS)
 $(BUILD)/peercache: $(ENGINE_OBJS) $(BUILD)/libpcengine.a
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(ENGINE_OBJS) $(BUILD)/libpcengine.a $(LDLIBS)
+
+# The operator's tool: libc only (no DPDK, no engine library).
+$(BUILD)/peercache-ctl: tools/peercache-ctl.c common/pc_admin_proto.h common/pc_session_proto.h \
+		$(BUILD)/.cflags
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC LD   $@")
+	$(Q)$(CC) $(CFLAGS) -MF $@.d $(LDFLAGS) -o $@ $<
+
+# The admin test runs peercache-ctl against its in-process engine.
+$(BUILD)/tests/engine/admin_ut: $(BUILD)/peercache-ctl
 
 # One CUnit binary per source file; a test may #include the .c under test,
 # in which case the archive's copy is simply not pulled in.
@@ -115,6 +125,8 @@ FUZZ_SRCS_session := engine/session_proto.c
 FUZZ_PKGS_session :=
 FUZZ_SRCS_frame := control/frame.c
 FUZZ_PKGS_frame :=
+FUZZ_SRCS_admin := engine/admin_proto.c
+FUZZ_PKGS_admin :=
 
 .SECONDEXPANSION:
 $(BUILD)/fuzz/%_fuzz: tests/fuzz/%_fuzz.c tests/helpers.h $$(FUZZ_SRCS_$$*) $$(wildcard $$(dir $$(FUZZ_SRCS_$$*))*.h)
@@ -143,7 +155,7 @@ install-deps:
 	scripts/install-deps.sh
 
 SRC_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
-LINT_SRCS := $(LIB_SRCS) engine/main.c client/peercache.c
+LINT_SRCS := $(LIB_SRCS) engine/main.c client/peercache.c tools/peercache-ctl.c
 
 format:
 	clang-format -i $(SRC_FILES)
@@ -168,4 +180,4 @@ help:
 # Module fragments: the client library and the integration-test tools.
 include $(wildcard client/client.mk tests/integration/integration.mk)
 
--include $(LIB_OBJS:.o=.d) $(ENGINE_OBJS:.o=.d) $(UT_BINS:=.d)
+-include $(LIB_OBJS:.o=.d) $(ENGINE_OBJS:.o=.d) $(UT_BINS:=.d) $(BUILD)/peercache-ctl.d

@@ -83,9 +83,9 @@ struct disc_call {
 /* A publish, unpublish or re-shard call in flight. */
 struct dir_call {
 	struct pc_cluster *c;
-	uint8_t type;     /* the frame type */
-	bool reshard;     /* sent by the re-shard walk */
-	unsigned int n;   /* entries in it */
+	uint8_t type;   /* the frame type */
+	bool reshard;   /* sent by the re-shard walk */
+	unsigned int n; /* entries in it */
 };
 
 struct lookup_op;
@@ -110,7 +110,7 @@ struct lookup_op {
 	unsigned int remaining; /* keys without a final result */
 	unsigned int calls;     /* calls in flight */
 	bool started;
-	bool finished; /* cb has run; freed when calls reaches 0 */
+	bool finished;   /* cb has run; freed when calls reaches 0 */
 	unsigned int pn; /* keys in the plan: those the cache did not answer */
 	uint32_t *map;   /* plan index -> key index */
 	uint64_t *hashes;
@@ -305,8 +305,8 @@ ring_ref_put(struct ring_ref *rr)
 static struct ring_ref *
 ring_ref_build(struct pc_cluster *c)
 {
-	unsigned int mask = PC_DISC_ROLE_BIT(PC_DISC_ROLE_INFERENCE) |
-			    PC_DISC_ROLE_BIT(PC_DISC_ROLE_STORAGE);
+	unsigned int mask =
+		PC_DISC_ROLE_BIT(PC_DISC_ROLE_INFERENCE) | PC_DISC_ROLE_BIT(PC_DISC_ROLE_STORAGE);
 	const char **ids = c->ids;
 	struct ring_ref *rr;
 	int n;
@@ -322,7 +322,7 @@ ring_ref_build(struct pc_cluster *c)
 	rr->refs = 1;
 	rr->self = -1;
 	rr->ring = pc_ring_build(ids, (unsigned int)n, (unsigned int)c->cfg->vnodes);
-	rr->peers = calloc((size_t)n + 1, sizeof(*rr->peers));
+	rr->peers = calloc((size_t)n + 1, sizeof(struct pc_rpc_peer *));
 	if (rr->ring == NULL || rr->peers == NULL) {
 		pc_ring_free(rr->ring);
 		free(rr->peers);
@@ -407,7 +407,8 @@ disc_event(void *arg, const struct pc_disc_event *ev)
 		PC_LOG(NOTICE, control, "member left: %s (incarnation %" PRIu64 ")",
 		       ev->member->node_id, ev->member->incarnation);
 		if (c->shard != NULL) {
-			pc_dir_shard_drop_node(c->shard, ev->member->node_id, PC_DIR_INCARNATION_ALL);
+			pc_dir_shard_drop_node(c->shard, ev->member->node_id,
+					       PC_DIR_INCARNATION_ALL);
 		}
 		pc_dir_cache_invalidate_node(c->cache, ev->member->node_id);
 		break;
@@ -530,8 +531,8 @@ disc_reply(void *arg, int status, const struct pc_frame_hdr *h, const uint8_t *b
 	switch (dc->type) {
 	case PC_DISC_ACT_REGISTER:
 	case PC_DISC_ACT_MEMBERS:
-		if (pc_frame_dec_members(body, len, &epoch, c->fmembers, PC_FRAME_MEMBERS_MAX, &n) !=
-		    0) {
+		if (pc_frame_dec_members(body, len, &epoch, c->fmembers, PC_FRAME_MEMBERS_MAX,
+					 &n) != 0) {
 			pc_disc_node_on_failure(c->node, dc->token, now, -EBADMSG);
 			break;
 		}
@@ -604,7 +605,8 @@ disc_send(struct pc_cluster *c, const struct pc_disc_action *a, uint64_t deadlin
 		len = pc_frame_enc_heartbeat(c->tx, sizeof(c->tx), &hb);
 		break;
 	}
-	rc = len < 0 ? len : pc_rpc_call(peer, type, c->tx, (uint32_t)len, deadline_ns, disc_reply, dc);
+	rc = len < 0 ? len
+		     : pc_rpc_call(peer, type, c->tx, (uint32_t)len, deadline_ns, disc_reply, dc);
 	if (rc != 0) {
 		free(dc);
 		if (a->type != PC_DISC_ACT_DEREGISTER) {
@@ -620,7 +622,8 @@ disc_poll(struct pc_cluster *c)
 	int n = pc_disc_node_due(c->node, c->now_ns, act, DISC_BURST);
 
 	for (int i = 0; i < n; i++) {
-		/* The node counts a request unanswered after one interval as failed: so does the call. */
+		/* The node counts a request unanswered after one interval as failed: so does the
+		 * call. */
 		disc_send(c, &act[i], c->now_ns + c->np.heartbeat_interval_ns);
 	}
 	if (c->master != NULL && c->now_ns - c->prune_ns >= MASTER_PRUNE_NS) {
@@ -637,7 +640,8 @@ static void
 reply_members(struct pc_cluster *c, struct pc_rpc_conn *conn, const struct pc_frame_hdr *h)
 {
 	uint64_t epoch = 0;
-	int n = pc_disc_master_list(c->master, c->now_ns, c->dmembers, PC_FRAME_MEMBERS_MAX, &epoch);
+	int n = pc_disc_master_list(c->master, c->now_ns, c->dmembers, PC_FRAME_MEMBERS_MAX,
+				    &epoch);
 	int len;
 
 	if (n < 0) {
@@ -677,7 +681,7 @@ on_master_request(struct pc_cluster *c, struct pc_rpc_conn *conn, const struct p
 		rc = pc_disc_master_register(c->master, &c->dmembers[0], c->now_ns);
 		if (rc != 0) {
 			pc_rpc_reply_error(conn, h, rc,
-					   rc == -ESTALE ? "a newer incarnation is registered"
+					   rc == -ESTALE   ? "a newer incarnation is registered"
 					   : rc == -ENOSPC ? "member table full"
 							   : "bad member record");
 			return;
@@ -773,20 +777,20 @@ on_dir_request(struct pc_cluster *c, struct pc_rpc_conn *conn, const struct pc_f
 			break;
 		}
 		for (unsigned int i = 0; i < n; i++) {
-			c->status[i] = pc_dir_shard_delete(c->shard, c->fkeys[i].bytes,
-							   c->fkeys[i].len);
+			c->status[i] =
+				pc_dir_shard_delete(c->shard, c->fkeys[i].bytes, c->fkeys[i].len);
 		}
 		len = pc_frame_enc_dir_status(c->tx, sizeof(c->tx), c->status, n);
 		break;
 	case PC_FRAME_DIR_DELETE_LOC:
-		if (pc_frame_dec_dir_delete_loc(body, blen, c->dlocs, PC_FRAME_BATCH_MAX, &n) != 0) {
+		if (pc_frame_dec_dir_delete_loc(body, blen, c->dlocs, PC_FRAME_BATCH_MAX, &n) !=
+		    0) {
 			break;
 		}
 		for (unsigned int i = 0; i < n; i++) {
-			c->status[i] = pc_dir_shard_delete_loc(c->shard, c->dlocs[i].key.bytes,
-							       c->dlocs[i].key.len,
-							       c->dlocs[i].node_id,
-							       c->dlocs[i].incarnation);
+			c->status[i] = pc_dir_shard_delete_loc(
+				c->shard, c->dlocs[i].key.bytes, c->dlocs[i].key.len,
+				c->dlocs[i].node_id, c->dlocs[i].incarnation);
 		}
 		len = pc_frame_enc_dir_status(c->tx, sizeof(c->tx), c->status, n);
 		break;
@@ -913,8 +917,8 @@ flush_chunk(struct pc_cluster *c, unsigned int n, enum pub_kind kind)
 	for (unsigned int i = 0; i < n; i++) {
 		const struct pub_entry *e = &c->pubq[(c->pub_head + i) % PUB_QUEUE_LEN];
 
-		n_owners[i] = pc_ring_owners(rr->ring, pc_ring_hash(e->key, e->key_len), c->replicas,
-					     owners[i]);
+		n_owners[i] = pc_ring_owners(rr->ring, pc_ring_hash(e->key, e->key_len),
+					     c->replicas, owners[i]);
 		for (unsigned int r = 0; r < n_owners[i]; r++) {
 			unsigned int d = 0;
 
@@ -1048,6 +1052,18 @@ pc_cluster_publish(struct pc_cluster *c, const struct pc_cluster_pub *p, unsigne
 }
 
 unsigned int
+pc_cluster_publish_room(const struct pc_cluster *c)
+{
+	return c->pubq != NULL ? PUB_QUEUE_LEN - c->pub_len : 0;
+}
+
+uint64_t
+pc_cluster_rejoins(const struct pc_cluster *c)
+{
+	return c->st.rejoins;
+}
+
+unsigned int
 pc_cluster_unpublish(struct pc_cluster *c, const struct pc_dir_key *keys, unsigned int n)
 {
 	unsigned int queued = 0;
@@ -1130,8 +1146,8 @@ reshard_poll(struct pc_cluster *c)
 		 */
 		c->cursor = PC_DIR_CURSOR_END;
 	} else {
-		n = pc_dir_shard_prune_unowned(c->shard, c->ring->ring, c->self.node_id, c->replicas,
-					       &c->cursor);
+		n = pc_dir_shard_prune_unowned(c->shard, c->ring->ring, c->self.node_id,
+					       c->replicas, &c->cursor);
 		if (n > 0) {
 			c->st.reshard_pruned += (uint64_t)n;
 		}
@@ -1223,8 +1239,9 @@ op_key_answer(struct lookup_op *op, unsigned int j, unsigned int node,
 		r->n_locs = (uint8_t)n;
 		memcpy(r->locs, locs, (size_t)n * sizeof(*locs));
 		snprintf(r->owner, sizeof(r->owner), "%s", pc_ring_node_id(op->rr->ring, node));
-		pc_dir_cache_put(c->cache, op->keys[i].bytes, op->keys[i].len, locs, (unsigned int)n,
-				 c->now_ns);
+		r->cached = false;
+		pc_dir_cache_put(c->cache, op->keys[i].bytes, op->keys[i].len, locs,
+				 (unsigned int)n, c->now_ns);
 		op_key_final(op, i, 0);
 		return;
 	}
@@ -1233,6 +1250,7 @@ op_key_answer(struct lookup_op *op, unsigned int j, unsigned int node,
 		return;
 	}
 	op->missed[j] = true;
+	snprintf(r->owner, sizeof(r->owner), "%s", pc_ring_node_id(op->rr->ring, node));
 	if (reshard_window(c) && op->n_retry < op->pn) {
 		op->retry[op->n_retry++] = j;
 	} else {
@@ -1240,8 +1258,8 @@ op_key_answer(struct lookup_op *op, unsigned int j, unsigned int node,
 	}
 }
 
-static void lookup_reply(void *arg, int status, const struct pc_frame_hdr *h,
-			 const uint8_t *body, uint32_t len);
+static void lookup_reply(void *arg, int status, const struct pc_frame_hdr *h, const uint8_t *body,
+			 uint32_t len);
 
 /* Send the plan's current groups; local ones are answered at once. */
 static void
@@ -1281,7 +1299,8 @@ op_send_groups(struct lookup_op *op)
 		for (unsigned int k = 0; k < op->glen[g]; k += PC_FRAME_BATCH_MAX) {
 			unsigned int n = PC_MIN(op->glen[g] - k, PC_FRAME_BATCH_MAX);
 			struct lookup_call *lc = malloc(sizeof(*lc));
-			uint64_t left = op->deadline_ns > c->now_ns ? op->deadline_ns - c->now_ns : 0;
+			uint64_t left =
+				op->deadline_ns > c->now_ns ? op->deadline_ns - c->now_ns : 0;
 			int len;
 
 			if (lc == NULL || op->rr->peers[node] == NULL) {
@@ -1298,11 +1317,10 @@ op_send_groups(struct lookup_op *op)
 			}
 			len = pc_frame_enc_dir_keys(c->tx, sizeof(c->tx), c->fkeys, n);
 			/* A slow first owner leaves its replicas half of what is left. */
-			if (len < 0 ||
-			    pc_rpc_call(op->rr->peers[node], PC_FRAME_DIR_LOOKUP, c->tx,
-					(uint32_t)len,
-					c->now_ns + PC_MAX(left / 2, LOOKUP_CALL_MIN_NS),
-					lookup_reply, lc) != 0) {
+			if (len < 0 || pc_rpc_call(op->rr->peers[node], PC_FRAME_DIR_LOOKUP, c->tx,
+						   (uint32_t)len,
+						   c->now_ns + PC_MAX(left / 2, LOOKUP_CALL_MIN_NS),
+						   lookup_reply, lc) != 0) {
 				free(lc);
 				op->failed[op->n_failed++] = node;
 				break;
@@ -1362,8 +1380,7 @@ op_advance(struct lookup_op *op)
 }
 
 static void
-lookup_reply(void *arg, int status, const struct pc_frame_hdr *h, const uint8_t *body,
-	     uint32_t len)
+lookup_reply(void *arg, int status, const struct pc_frame_hdr *h, const uint8_t *body, uint32_t len)
 {
 	struct lookup_call *lc = arg;
 	struct lookup_op *op = lc->op;
@@ -1507,9 +1524,10 @@ pc_cluster_lookup(struct pc_cluster *c, const struct pc_dir_key *keys, unsigned 
 	op->gnode = calloc(n, sizeof(*op->gnode));
 	op->gstart = calloc(n, sizeof(*op->gstart));
 	op->glen = calloc(n, sizeof(*op->glen));
-	if (op->plan == NULL || op->map == NULL || op->hashes == NULL || op->keys == NULL || op->res == NULL ||
-	    op->done == NULL || op->missed == NULL || op->retry == NULL || op->failed == NULL ||
-	    op->gkeys == NULL || op->gnode == NULL || op->gstart == NULL || op->glen == NULL) {
+	if (op->plan == NULL || op->map == NULL || op->hashes == NULL || op->keys == NULL ||
+	    op->res == NULL || op->done == NULL || op->missed == NULL || op->retry == NULL ||
+	    op->failed == NULL || op->gkeys == NULL || op->gnode == NULL || op->gstart == NULL ||
+	    op->glen == NULL) {
 		op_free(op);
 		return -ENOMEM;
 	}
@@ -1800,8 +1818,8 @@ pc_cluster_destroy(struct pc_cluster *c)
 			struct timespec ts;
 
 			clock_gettime(CLOCK_MONOTONIC, &ts);
-			c->now_ns = PC_MAX(c->now_ns, (uint64_t)ts.tv_sec * NS_PER_S +
-							      (uint64_t)ts.tv_nsec);
+			c->now_ns = PC_MAX(c->now_ns,
+					   (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec);
 			if (pc_rpc_poll(c->rpc, c->now_ns) == 0) {
 				struct pc_rpc_stats st;
 
@@ -1873,6 +1891,7 @@ reincarnate(struct pc_cluster *c, uint64_t silent_ns)
 	}
 	pc_dir_cache_invalidate_node(c->cache, c->self.node_id);
 	c->ring_dirty = true;
+	c->st.rejoins++;
 	PC_LOG(NOTICE, control,
 	       "this engine was silent for %.1f s, past member_ttl (%.1f s): rejoining as "
 	       "incarnation %" PRIu64 " (was %" PRIu64 ")",

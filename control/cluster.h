@@ -46,9 +46,9 @@
 struct pc_cluster;
 
 struct pc_cluster_opts {
-	enum pc_disc_role role; /* PC_DISC_ROLE_META: discovery only, no directory */
-	uint64_t pool_capacity; /* bytes of the published segment (0 for meta) */
-	uint16_t data_port;     /* advertised data-plane port, 0 = none yet */
+	enum pc_disc_role role;     /* PC_DISC_ROLE_META: discovery only, no directory */
+	uint64_t pool_capacity;     /* bytes of the published segment (0 for meta) */
+	uint16_t data_port;         /* advertised data-plane port, 0 = none yet */
 	unsigned int shard_entries; /* directory shard capacity; 0 = from the pool size */
 };
 
@@ -99,6 +99,16 @@ struct pc_cluster_pub {
 unsigned int pc_cluster_publish(struct pc_cluster *c, const struct pc_cluster_pub *p,
 				unsigned int n);
 
+/* Entries pc_cluster_publish() can queue now without dropping any. Control lcore. */
+unsigned int pc_cluster_publish_room(const struct pc_cluster *c);
+
+/*
+ * How many times this node came back as a new incarnation after being
+ * silent past member_ttl (every shard dropped its locations then). When it
+ * changes, the owner of the pages publishes them all again. Control lcore.
+ */
+uint64_t pc_cluster_rejoins(const struct pc_cluster *c);
+
 /* Queue the removal of this node's location of each key (DIR_DELETE_LOC). Control lcore. */
 unsigned int pc_cluster_unpublish(struct pc_cluster *c, const struct pc_dir_key *keys,
 				  unsigned int n);
@@ -108,10 +118,10 @@ unsigned int pc_cluster_unpublish(struct pc_cluster *c, const struct pc_dir_key 
 #define PC_CLUSTER_LOOKUP_MAX 1024 /* keys per pc_cluster_lookup() */
 
 struct pc_cluster_lookup_result {
-	int status;    /* 0 found, -ENOENT miss, -EHOSTUNREACH no owner answered, -ETIMEDOUT */
+	int status; /* 0 found, -ENOENT miss, -EHOSTUNREACH no owner answered, -ETIMEDOUT */
 	uint8_t n_locs;
-	bool cached;   /* answered from the read cache */
-	char owner[PC_DIR_NODE_ID_MAX]; /* the owner that answered ("" for the cache or none) */
+	bool cached;                    /* answered from the read cache */
+	char owner[PC_DIR_NODE_ID_MAX]; /* the owner that answered last ("" for the cache, none) */
 	struct pc_dir_loc locs[PC_DIR_LOCS_MAX];
 };
 
@@ -159,6 +169,7 @@ struct pc_cluster_stats {
 	struct pc_dir_shard_stats shard;    /* zeros for a meta-only engine */
 	struct pc_dir_cache_stats cache;
 	uint64_t ring_builds;
+	uint64_t rejoins;         /* new incarnations after a silence past member_ttl */
 	uint64_t reshards;        /* re-shard walks finished */
 	uint64_t republished;     /* entries sent to new owners by re-shards */
 	uint64_t reshard_pruned;  /* entries dropped after a re-shard */
@@ -166,11 +177,11 @@ struct pc_cluster_stats {
 	uint64_t publish_dropped; /* queue full */
 	uint64_t publish_failed;  /* DIR_PUT entries an owner refused or never got */
 	uint64_t unpublished;
-	uint64_t lookups;         /* keys looked up */
+	uint64_t lookups; /* keys looked up */
 	uint64_t lookup_hits;
 	uint64_t lookup_fallbacks; /* keys sent on to a next replica */
-	uint64_t lookup_failed;   /* keys with no owner answering */
-	uint64_t bad_requests;    /* requests refused: malformed body, wrong kind of engine */
+	uint64_t lookup_failed;    /* keys with no owner answering */
+	uint64_t bad_requests;     /* requests refused: malformed body, wrong kind of engine */
 };
 
 /* The pool bytes in use, sent with the next REGISTER and heartbeat. Control lcore. */

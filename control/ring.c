@@ -335,27 +335,30 @@ pc_ring_index_of(const struct pc_ring *ring, const char *node_id)
 	return -ENOENT;
 }
 
-double
-pc_ring_share(const struct pc_ring *ring, unsigned int index)
+int
+pc_ring_shares(const struct pc_ring *ring, double *out, unsigned int max)
 {
-	double share = 0.0;
-
-	if (ring == NULL || index >= ring->n_nodes || ring->n_points == 0) {
-		return 0.0;
+	if (ring == NULL || ring->n_nodes == 0) {
+		return 0;
+	}
+	if (out == NULL || max < ring->n_nodes) {
+		return -ENOBUFS;
+	}
+	for (unsigned int i = 0; i < ring->n_nodes; i++) {
+		out[i] = 0.0;
+	}
+	if (ring->n_points == 1) {
+		out[ring->point_node[0]] = 1.0; /* the one arc is the whole ring */
+		return (int)ring->n_nodes;
 	}
 	for (size_t k = 0; k < ring->n_points; k++) {
 		/* Point k owns the arc after the previous point, up to and including itself. */
 		uint64_t prev = ring->point_hash[k == 0 ? ring->n_points - 1 : k - 1];
 
-		if (ring->point_node[k] != index) {
-			continue;
-		}
-		if (ring->n_points == 1) {
-			return 1.0;
-		}
-		share += (double)(ring->point_hash[k] - prev) / 18446744073709551616.0;
+		out[ring->point_node[k]] +=
+			(double)(ring->point_hash[k] - prev) / 18446744073709551616.0;
 	}
-	return share;
+	return (int)ring->n_nodes;
 }
 
 bool

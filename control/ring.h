@@ -90,11 +90,12 @@ const char *pc_ring_node_id(const struct pc_ring *ring, unsigned int index);
 int pc_ring_index_of(const struct pc_ring *ring, const char *node_id);
 
 /*
- * The share of the hash space (0..1) for which node `index` is the primary
- * owner: the arcs ending at its points. 0 for a bad index or an empty ring;
- * the shares of all nodes add up to 1. Any lcore; O(points).
+ * Each node's share of the hash space (0..1): the arcs ending at its points,
+ * the keys it is the primary owner of. Writes out[0..n) for the n nodes
+ * (they add up to 1) and returns n, or -ENOBUFS when max < n (nothing
+ * written); 0 for a NULL or empty ring. Any lcore; one pass over the points.
  */
-double pc_ring_share(const struct pc_ring *ring, unsigned int index);
+int pc_ring_shares(const struct pc_ring *ring, double *out, unsigned int max);
 
 /*
  * Whether the set of owners (by node id, in any order) of the key at

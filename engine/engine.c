@@ -11,6 +11,7 @@
 #include <rte_lcore.h>
 #include <rte_malloc.h>
 
+#include "admin.h"
 #include "cluster.h"
 #include "engine.h"
 #include "lcore.h"
@@ -39,6 +40,8 @@ struct dirpub_msg {
 
 /* One lcore's batch being filled; only that lcore touches it. */
 struct dirpub_buf {
+	struct pc_engine *e;
+	unsigned int ci;
 	struct dirpub_msg *msg;
 	uint64_t dropped;
 } __rte_cache_aligned;
@@ -54,12 +57,16 @@ struct pc_engine {
 	struct pc_store *store; /* NULL for role meta */
 	struct pc_sessions *sessions;
 	struct pc_cluster *cluster;
+	struct pc_admin *admin;
 	struct dirpub_buf *dirpub; /* per cache index */
 	unsigned int n_dirpub;
 	unsigned int control_ci;
 	bool store_reader;
 	struct pc_timer stats_timer;
 	struct pc_timer usage_timer;
+	uint64_t rejoins;              /* pc_cluster_rejoins() last acted on */
+	bool announcing;               /* publishing every page again after a rejoin */
+	struct pc_store_walk announce; /* where that walk is */
 	uint64_t start_tsc;
 };
 
@@ -169,13 +176,46 @@ mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+static void dirpub_flush(struct pc_engine *e, unsigned int ci);
+
+/*
+ * After a rejoin as a new incarnation, every shard has dropped this node's
+ * locations: walk the store and publish every page again, a batch at a
+ * time while the cluster's queue has room for it.
+ */
+static int
+announce_poll(struct pc_engine *e)
+{
+	uint64_t rejoins = pc_cluster_rejoins(e->cluster);
+
+	if (e->store == NULL) {
+		return 0;
+	}
+	if (rejoins != e->rejoins) {
+		e->rejoins = rejoins;
+		e->announce = (struct pc_store_walk){0};
+		e->announcing = true;
+		PC_LOG(NOTICE, engine, "rejoined the cluster: publishing every page again");
+	}
+	if (!e->announcing || pc_cluster_publish_room(e->cluster) < 2 * DIRPUB_BATCH) {
+		return 0;
+	}
+	pc_store_announce(e->store, e->control_ci, &e->announce, DIRPUB_BATCH);
+	dirpub_flush(e, e->control_ci);
+	if (e->announce.done) {
+		e->announcing = false;
+		PC_LOG(INFO, engine, "every page published again");
+	}
+	return 1;
+}
+
 static int
 cluster_poll(void *arg, uint64_t now_tsc)
 {
 	struct pc_engine *e = arg;
 
 	(void)now_tsc;
-	return pc_cluster_poll(e->cluster, mono_ns());
+	return pc_cluster_poll(e->cluster, mono_ns()) + announce_poll(e);
 }
 
 static void
@@ -271,22 +311,16 @@ dirpub_event(void *arg, unsigned int ci, bool published, const struct pc_store_e
 }
 
 /* Each lcore that uses the store flushes what it batched at the end of its pass. */
-struct dirpub_poller_arg {
-	struct pc_engine *e;
-	unsigned int ci;
-};
-
 static int
 dirpub_poll(void *arg, uint64_t now_tsc)
 {
-	const struct dirpub_poller_arg *a = arg;
-	struct dirpub_msg *m = a->e->dirpub[a->ci].msg;
+	const struct dirpub_buf *b = arg;
 
 	(void)now_tsc;
-	if (m == NULL || m->n == 0) {
+	if (b->msg == NULL || b->msg->n == 0) {
 		return 0;
 	}
-	dirpub_flush(a->e, a->ci);
+	dirpub_flush(b->e, b->ci);
 	return 1;
 }
 
@@ -312,8 +346,6 @@ create_cluster(struct pc_engine *e)
 		.role = disc_role(e->cfg->role),
 		.pool_capacity = e->store != NULL ? pc_store_segment_size(e->store) : 0,
 	};
-	static struct dirpub_poller_arg args[RTE_MAX_LCORE + 1];
-
 	e->cluster = pc_cluster_create(e->cfg, &o, mono_ns());
 	if (e->cluster == NULL) {
 		return -EINVAL;
@@ -331,15 +363,16 @@ create_cluster(struct pc_engine *e)
 		return -ENOMEM;
 	}
 	for (unsigned int ci = 0; ci < e->n_dirpub; ci++) {
-		struct pc_lcore *lc = ci == e->control_ci ? e->control : pc_runtime_worker(e->rt, ci);
+		struct pc_lcore *lc =
+			ci == e->control_ci ? e->control : pc_runtime_worker(e->rt, ci);
 
-		args[ci] = (struct dirpub_poller_arg){.e = e, .ci = ci};
-		if (pc_lcore_poller_register(lc, "dirpub", dirpub_poll, &args[ci]) == NULL) {
+		e->dirpub[ci].e = e;
+		e->dirpub[ci].ci = ci;
+		if (pc_lcore_poller_register(lc, "dirpub", dirpub_poll, &e->dirpub[ci]) == NULL) {
 			return -ENOMEM;
 		}
 	}
 	pc_store_set_event_cb(e->store, dirpub_event, e);
-	pc_timer_init(&e->usage_timer, usage_fire, e);
 	return pc_timer_start(e->control, &e->usage_timer,
 			      e->start_tsc + pc_us_to_tsc(PC_ENGINE_USAGE_PERIOD_US),
 			      pc_us_to_tsc(PC_ENGINE_USAGE_PERIOD_US));
@@ -385,6 +418,9 @@ pc_engine_create(const struct pc_config *cfg)
 	}
 	e->cfg = cfg;
 	e->start_tsc = rte_rdtsc();
+	/* Initialised before anything can fail: destroy stops them whether they ran or not. */
+	pc_timer_init(&e->stats_timer, stats_fire, e);
+	pc_timer_init(&e->usage_timer, usage_fire, e);
 	if (cfg->cluster_secret[0] == '\0') {
 		PC_LOG(WARNING, engine,
 		       "no cluster_secret: control and data connections are not authenticated; "
@@ -414,7 +450,18 @@ pc_engine_create(const struct pc_config *cfg)
 	if (create_cluster(e) != 0) {
 		goto err_destroy_runtime;
 	}
-	pc_timer_init(&e->stats_timer, stats_fire, e);
+	{
+		struct pc_admin_deps d = {.cfg = cfg,
+					  .rt = e->rt,
+					  .sessions = e->sessions,
+					  .store = e->store,
+					  .cluster = e->cluster};
+
+		e->admin = pc_admin_create(&d);
+		if (e->admin == NULL) {
+			goto err_destroy_runtime;
+		}
+	}
 	if (pc_timer_start(e->control, &e->stats_timer,
 			   e->start_tsc + pc_us_to_tsc(PC_ENGINE_STATS_PERIOD_US),
 			   pc_us_to_tsc(PC_ENGINE_STATS_PERIOD_US)) != 0) {
@@ -423,6 +470,7 @@ pc_engine_create(const struct pc_config *cfg)
 	return e;
 
 err_destroy_runtime:
+	pc_admin_destroy(e->admin);
 	pc_sessions_destroy(e->sessions);
 	pc_cluster_destroy(e->cluster);
 	pc_store_destroy(e->store);
@@ -455,6 +503,7 @@ pc_engine_destroy(struct pc_engine *e)
 	if (e == NULL) {
 		return;
 	}
+	pc_admin_destroy(e->admin);
 	pc_sessions_destroy(e->sessions);
 	/* Leaves the cluster (DEREGISTER to the masters) before the pages go. */
 	pc_cluster_destroy(e->cluster);

@@ -24,6 +24,7 @@
 #include <rte_malloc.h>
 #include <rte_ring.h>
 
+#include "pc_admin_proto.h"
 #include "pc_common.h"
 #include "pc_log.h"
 #include "pc_session_proto.h"
@@ -137,7 +138,7 @@ struct pc_sworker {
 struct pc_sessions {
 	const struct pc_config *cfg;
 	struct pc_runtime *rt;
-	struct pc_store *st;
+	struct pc_store *st; /* NULL: discovery-only engine, no sessions */
 	struct pc_lcore *control;
 	unsigned int control_ci;
 	unsigned int nworkers;
@@ -157,6 +158,8 @@ struct pc_sessions {
 	uint64_t opened;
 	uint64_t closed;
 	uint64_t hello_refused;
+	pc_sessions_admin_fn admin_fn; /* takes PC_ADMIN_MAGIC connections */
+	void *admin_arg;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
 
@@ -1143,6 +1146,33 @@ send_welcome(struct pc_sessions *ss, struct pc_session *s, const struct pc_hello
 }
 
 /*
+ * Whether the first message queued on the socket is an admin request. Only
+ * peeks: the request stays queued for the admin module, which reads it
+ * whole (up to PC_ADMIN_REQ_MAX bytes, more than a hello's buffer).
+ */
+static bool
+is_admin_hello(const struct pc_session *s)
+{
+	uint32_t magic = 0;
+
+	return recv(s->sock, &magic, sizeof(magic), MSG_DONTWAIT | MSG_PEEK) ==
+		       (ssize_t)sizeof(magic) &&
+	       magic == PC_ADMIN_MAGIC;
+}
+
+/* The admin module takes the socket; the session (never opened) goes without closing it. */
+static void
+hand_to_admin(struct pc_sessions *ss, struct pc_session *s)
+{
+	int fd = s->sock;
+
+	epoll_ctl(ss->epfd, EPOLL_CTL_DEL, fd, NULL);
+	s->sock = -1;
+	control_free_session(ss, s);
+	ss->admin_fn(ss->admin_arg, fd);
+}
+
+/*
  * The hello arrived (or the socket has something to say). Returns the
  * session (it may have moved while growing), or NULL when the connection
  * was refused and freed.
@@ -1159,6 +1189,10 @@ on_hello(struct pc_sessions *ss, struct pc_session *s)
 	char why[96];
 	int rc;
 
+	if (ss->admin_fn != NULL && is_admin_hello(s)) {
+		hand_to_admin(ss, s);
+		return NULL;
+	}
 	n = recv(s->sock, &buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
 		return s;
@@ -1173,6 +1207,11 @@ on_hello(struct pc_sessions *ss, struct pc_session *s)
 	}
 	if (rc != 0) {
 		send_refusal(ss, s, rc, why);
+		goto err_free;
+	}
+	if (ss->st == NULL) {
+		send_refusal(ss, s, -ENOTSUP,
+			     "this engine is discovery-only (role meta): no page pool");
 		goto err_free;
 	}
 	nslots = h.nslots;
@@ -1490,13 +1529,16 @@ pc_sessions_create(const struct pc_config *cfg, struct pc_runtime *rt, struct pc
 	ss->listen_fd = -1;
 	ss->epfd = -1;
 	ss->control = pc_runtime_control(rt);
-	ss->nworkers = pc_runtime_worker_count(rt);
+	/* Without a page store there is nothing for a worker to serve. */
+	ss->nworkers = st != NULL ? pc_runtime_worker_count(rt) : 0;
 	ss->incarnation = ((uint64_t)time(NULL) << 20) ^ (uint64_t)getpid();
 	ss->lease_ns = (uint64_t)(cfg->request_timeout * 1e9);
 	ss->lease_tsc = ns_to_tsc(ss->lease_ns);
-	ss->workers = rte_zmalloc(NULL, ss->nworkers * sizeof(struct pc_sworker *), 0);
-	if (ss->workers == NULL) {
-		goto err_destroy;
+	if (ss->nworkers > 0) {
+		ss->workers = rte_zmalloc(NULL, ss->nworkers * sizeof(struct pc_sworker *), 0);
+		if (ss->workers == NULL) {
+			goto err_destroy;
+		}
 	}
 	for (i = 0; i < ss->nworkers; i++) {
 		struct pc_sworker *w = rte_zmalloc(NULL, sizeof(*w), 64);
@@ -1520,7 +1562,9 @@ pc_sessions_create(const struct pc_config *cfg, struct pc_runtime *rt, struct pc
 			goto err_destroy;
 		}
 	}
-	ss->control_ci = pc_lcore_is_control(ss->workers[0]->lc) ? 0 : ss->nworkers;
+	if (ss->nworkers > 0) {
+		ss->control_ci = pc_lcore_is_control(ss->workers[0]->lc) ? 0 : ss->nworkers;
+	}
 	rc = bind_socket(ss);
 	if (rc != 0) {
 		PC_LOG(ERR, engine, "client sessions: %s", strerror(-rc));
@@ -1530,8 +1574,14 @@ pc_sessions_create(const struct pc_config *cfg, struct pc_runtime *rt, struct pc
 	if (ss->ctl_poller == NULL) {
 		goto err_destroy;
 	}
-	PC_LOG(INFO, engine, "clients connect at %s (up to %d sessions, request timeout %.3f s)",
-	       ss->path, cfg->max_sessions, cfg->request_timeout);
+	if (st == NULL) {
+		PC_LOG(INFO, engine, "admin connections at %s (no page pool: sessions refused)",
+		       ss->path);
+	} else {
+		PC_LOG(INFO, engine,
+		       "clients connect at %s (up to %d sessions, request timeout %.3f s)",
+		       ss->path, cfg->max_sessions, cfg->request_timeout);
+	}
 	return ss;
 
 err_destroy:
@@ -1592,6 +1642,13 @@ pc_sessions_destroy(struct pc_sessions *ss)
 		unlink(ss->path);
 	}
 	rte_free(ss);
+}
+
+void
+pc_sessions_set_admin(struct pc_sessions *ss, pc_sessions_admin_fn fn, void *arg)
+{
+	ss->admin_fn = fn;
+	ss->admin_arg = arg;
 }
 
 void

@@ -11,7 +11,8 @@
  * the session's engine-private state. A session is freed in three steps
  * (control: hang-up seen -> worker: pages released, session dropped ->
  * control: unmapped and freed), so nothing is freed under a lcore still
- * using it.
+ * using it. A connection whose first message starts with PC_ADMIN_MAGIC
+ * (peercache-ctl) is not a session: it goes to the admin hook, if one is set.
  *
  * Everything a client writes into its region is untrusted: each field is
  * read once, bounds-checked, and used from the engine's copy. The pages a
@@ -43,9 +44,11 @@ struct pc_sessions_stats {
 /*
  * Bind the socket (its directory is created; a stale socket file is
  * replaced, a live engine's is not), and register the control poller and
- * one poller per worker lcore. Control lcore, before pc_runtime_launch().
- * Returns NULL and logs on failure (socket in use, path too long, no
- * memory).
+ * one poller per worker lcore. st may be NULL (a discovery-only engine, role
+ * meta): then every session hello is refused with -ENOTSUP and no worker
+ * poller is registered; admin connections (pc_sessions_set_admin) still
+ * work. Control lcore, before pc_runtime_launch(). Returns NULL and logs on
+ * failure (socket in use, path too long, no memory).
  */
 struct pc_sessions *pc_sessions_create(const struct pc_config *cfg, struct pc_runtime *rt,
 				       struct pc_store *st);
@@ -56,6 +59,20 @@ struct pc_sessions *pc_sessions_create(const struct pc_config *cfg, struct pc_ru
  * NULL.
  */
 void pc_sessions_destroy(struct pc_sessions *ss);
+
+/*
+ * Takes an admin connection (common/pc_admin_proto.h): fd is the accepted,
+ * non-blocking socket, with the first request still queued on it (session.c
+ * only peeks at its magic). The callee owns fd from then on and must close
+ * it, whatever happens.
+ */
+typedef void (*pc_sessions_admin_fn)(void *arg, int fd);
+
+/*
+ * Hand connections whose first message starts with PC_ADMIN_MAGIC to fn
+ * (NULL: such a message is refused like any bad hello). Control lcore.
+ */
+void pc_sessions_set_admin(struct pc_sessions *ss, pc_sessions_admin_fn fn, void *arg);
 
 /* Counters summed over lcores. Any thread; values may be slightly stale. */
 void pc_sessions_get_stats(const struct pc_sessions *ss, struct pc_sessions_stats *stats);

@@ -961,56 +961,122 @@ key_in_ns(const uint8_t *tail, uint32_t len, const void *ns, size_t ns_len)
 	       (ns_len == 0 || memcmp(tail, ns, ns_len) == 0);
 }
 
+/* Called with the slot pinned; returns whether the visit counts. */
+typedef bool (*walk_visit_fn)(struct pc_store *st, struct store_cache *c, struct pc_slot *s,
+			      void *arg);
+
+/*
+ * Up to max slots of the walk, class after class, each class once in
+ * address order (its scan wrapping back below the last offset seen ends
+ * it). Slots that cannot be pinned (free, retired) are passed over.
+ */
+static uint64_t
+walk_step(struct pc_store *st, struct store_cache *c, struct pc_store_walk *w, uint64_t max,
+	  walk_visit_fn visit, void *arg)
+{
+	struct pc_slot *win[EVICT_WINDOW];
+	uint64_t seen = 0;
+	uint64_t counted = 0;
+
+	while (!w->done && seen < max) {
+		unsigned int want = (unsigned int)PC_MIN((uint64_t)PC_ARRAY_SIZE(win), max - seen);
+		unsigned int got;
+		bool class_over;
+
+		if (w->class_id >= PC_SLAB_MAX_CLASSES) {
+			w->done = true;
+			break;
+		}
+		got = pc_slab_scan(st->slab, w->class_id, &w->cursor, win, want);
+		class_over = got == 0;
+		for (unsigned int i = 0; i < got; i++) {
+			struct pc_slot *s = win[i];
+
+			if (w->started && s->off <= w->prev) {
+				class_over = true;
+				break;
+			}
+			w->started = true;
+			w->prev = s->off;
+			seen++;
+			if (slot_pin(s)) {
+				counted += visit(st, c, s, arg);
+				slot_unpin(st, c, s);
+			}
+		}
+		if (class_over) {
+			w->class_id++;
+			w->cursor = 0;
+			w->prev = 0;
+			w->started = false;
+		}
+	}
+	return counted;
+}
+
+struct clear_arg {
+	const void *ns;
+	size_t ns_len;
+};
+
+static bool
+clear_visit(struct pc_store *st, struct store_cache *c, struct pc_slot *s, void *arg)
+{
+	const struct clear_arg *a = arg;
+
+	return key_in_ns(pc_slab_key_tail(st->slab, s), s->key_len, a->ns, a->ns_len) &&
+	       slot_unpublish(st, c, s);
+}
+
 uint64_t
 pc_store_clear_ns(struct pc_store *st, unsigned int ci, const void *ns, size_t ns_len)
 {
-	struct pc_slot *win[EVICT_WINDOW];
-	int ids[PC_SLAB_MAX_CLASSES];
+	struct clear_arg a = {.ns = ns, .ns_len = ns_len};
+	struct pc_store_walk w = {0};
 	struct store_cache *c;
-	unsigned int nclasses;
-	uint64_t removed = 0;
+	uint64_t removed;
 
 	if (st == NULL || ci >= st->nb_caches || (ns == NULL && ns_len != 0) ||
 	    ns_len > PC_NS_MAX) {
 		return 0;
 	}
 	c = &st->caches[ci];
-	nclasses = pc_slab_classes(st->slab, ids, PC_ARRAY_SIZE(ids));
-	for (unsigned int ic = 0; ic < nclasses; ic++) {
-		uint64_t cursor = 0, prev = 0;
-		bool started = false, done = false;
-
-		/* One pass in address order: stop when the scan wraps. */
-		while (!done) {
-			unsigned int got =
-				pc_slab_scan(st->slab, ids[ic], &cursor, win, PC_ARRAY_SIZE(win));
-
-			if (got == 0) {
-				break;
-			}
-			for (unsigned int i = 0; i < got; i++) {
-				struct pc_slot *s = win[i];
-
-				if (started && s->off <= prev) {
-					done = true;
-					break;
-				}
-				started = true;
-				prev = s->off;
-				if (!slot_pin(s)) {
-					continue;
-				}
-				if (key_in_ns(pc_slab_key_tail(st->slab, s), s->key_len, ns,
-					      ns_len) &&
-				    slot_unpublish(st, c, s)) {
-					removed++;
-				}
-				slot_unpin(st, c, s);
-			}
-		}
-	}
+	removed = walk_step(st, c, &w, UINT64_MAX, clear_visit, &a);
 	CNT_ADD(c, deletes, removed);
 	return removed;
+}
+
+static bool
+announce_visit(struct pc_store *st, struct store_cache *c, struct pc_slot *s, void *arg)
+{
+	struct pc_store_event ev;
+
+	(void)arg;
+	/* The pin keeps the key tail; a page being unpublished right now is left out. */
+	if ((slot_state(s) & ST_MASK) != ST_PUBLISHED) {
+		return false;
+	}
+	ev = (struct pc_store_event){
+		.key = pc_slab_key_tail(st->slab, s),
+		.key_len = s->key_len,
+		.len = s->payload_len,
+		.off = s->off,
+		.generation = s->generation,
+	};
+	st->event_fn(st->event_arg, (unsigned int)(c - st->caches), true, &ev);
+	return true;
+}
+
+unsigned int
+pc_store_announce(struct pc_store *st, unsigned int ci, struct pc_store_walk *w, unsigned int max)
+{
+	if (st == NULL || ci >= st->nb_caches || w == NULL || st->event_fn == NULL) {
+		if (w != NULL) {
+			w->done = true;
+		}
+		return 0;
+	}
+	return (unsigned int)walk_step(st, &st->caches[ci], w, max, announce_visit, NULL);
 }
 
 /* ---- per-lcore poll, RCU ---- */

@@ -129,6 +129,15 @@ struct pc_store_event {
 typedef void (*pc_store_event_fn)(void *arg, unsigned int ci, bool published,
 				  const struct pc_store_event *ev);
 
+/* A walk over every page of the store, resumed call after call; start zeroed. */
+struct pc_store_walk {
+	int class_id;
+	uint64_t cursor;
+	uint64_t prev;
+	bool started;
+	bool done; /* set when every class has been walked */
+};
+
 /*
  * Create the segment, the slab, the index and the RCU state. Control
  * lcore, after rte_eal_init(). Returns NULL and logs on failure.
@@ -137,6 +146,16 @@ struct pc_store *pc_store_create(const struct pc_store_opts *opts);
 
 /* Tear everything down; pins and allocations are dropped. Accepts NULL. */
 void pc_store_destroy(struct pc_store *st);
+
+/*
+ * Announce published pages again: one step of the walk `w` looks at up to
+ * max slots and sends a published event (the callback above) for each page
+ * that is published, on lcore ci. For the cluster after this node came back
+ * as a new incarnation, whose old locations every shard dropped. Control
+ * lcore. Returns the number of events sent; w->done when the walk is over.
+ */
+unsigned int pc_store_announce(struct pc_store *st, unsigned int ci, struct pc_store_walk *w,
+			       unsigned int max);
 
 /* Set the page event callback (NULL: none). Control lcore, before any lcore uses the store. */
 void pc_store_set_event_cb(struct pc_store *st, pc_store_event_fn fn, void *arg);

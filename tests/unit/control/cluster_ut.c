@@ -294,6 +294,17 @@ lookup_all(int via, int from, struct lk *l)
 	CU_ASSERT_EQUAL(l->n, N_KEYS);
 	for (int k = 0; k < N_KEYS && l->calls == 1; k++) {
 		const struct pc_cluster_lookup_result *r = &l->res[k];
+		const struct pc_ring *ring = pc_cluster_ring(g_nodes[via].c);
+		unsigned int owners[2];
+		unsigned int n_own = pc_ring_owners(ring, pc_ring_hash(g_keys[k].bytes, g_keys[k].len),
+						    2, owners);
+		bool owner_ok = false;
+
+		/* Whoever answered, found or not, is one of the key's owners. */
+		for (unsigned int o = 0; o < n_own; o++) {
+			owner_ok |= strcmp(r->owner, pc_ring_node_id(ring, owners[o])) == 0;
+		}
+		CU_ASSERT_TRUE(owner_ok);
 
 		if (r->status == 0 && r->n_locs == 1 && strcmp(r->locs[0].node_id, id) == 0 &&
 		    r->locs[0].offset == 4096ull * (uint64_t)k &&
@@ -544,7 +555,8 @@ test_malformed_bodies(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
 	g_raw_done = 0;
 	CU_ASSERT_EQUAL(
-		pc_rpc_call(p, PC_FRAME_DIR_LOOKUP, junk, sizeof(junk), g_now + S, raw_cb, NULL), 0);
+		pc_rpc_call(p, PC_FRAME_DIR_LOOKUP, junk, sizeof(junk), g_now + S, raw_cb, NULL),
+		0);
 	for (int k = 0; k < 2000 && g_raw_done == 0; k++) {
 		pc_rpc_poll(cli, g_now);
 		pump(1);
@@ -569,8 +581,9 @@ test_bad_arguments(void)
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(node_start(0));
 	CU_ASSERT_EQUAL(pc_cluster_lookup(g_nodes[0].c, &k, 0, 0, lk_cb, &l), -EINVAL);
-	CU_ASSERT_EQUAL(pc_cluster_lookup(g_nodes[0].c, &k, PC_CLUSTER_LOOKUP_MAX + 1, 0, lk_cb, &l),
-			-EINVAL);
+	CU_ASSERT_EQUAL(
+		pc_cluster_lookup(g_nodes[0].c, &k, PC_CLUSTER_LOOKUP_MAX + 1, 0, lk_cb, &l),
+		-EINVAL);
 	CU_ASSERT_EQUAL(pc_cluster_lookup(g_nodes[0].c, &empty, 1, 0, lk_cb, &l), -EINVAL);
 	CU_ASSERT_EQUAL(pc_cluster_lookup(g_nodes[0].c, &k, 1, 0, NULL, &l), -EINVAL);
 	/* A lookup pending at destroy ends with -ECANCELED, once. */

@@ -135,7 +135,12 @@ test_one_node(void)
 		}
 	}
 	CU_ASSERT_EQUAL(wrong, 0);
-	CU_ASSERT_DOUBLE_EQUAL(pc_ring_share(ring, 0), 1.0, 1e-12);
+	{
+		double share[2] = {0.0, 0.0};
+
+		CU_ASSERT_EQUAL(pc_ring_shares(ring, share, 2), 1);
+		CU_ASSERT_DOUBLE_EQUAL(share[0], 1.0, 1e-12);
+	}
 	CU_ASSERT_EQUAL(pc_ring_owners(ring, 0, 3, owners), 1);
 	CU_ASSERT_EQUAL(pc_ring_owners(ring, UINT64_MAX, 3, owners), 1);
 	CU_ASSERT_EQUAL(owners[0], 0);
@@ -372,10 +377,9 @@ test_balance(void)
 			count[o]++;
 		}
 	}
-	for (int i = 0; i < 8; i++) {
-		share[i] = pc_ring_share(ring, (unsigned int)i);
-	}
-	CU_ASSERT_EQUAL(pc_ring_share(ring, 8), 0.0);
+	CU_ASSERT_EQUAL(pc_ring_shares(ring, share, 7), -ENOBUFS);
+	CU_ASSERT_EQUAL(pc_ring_shares(ring, share, 8), 8);
+	CU_ASSERT_EQUAL(pc_ring_shares(NULL, share, 8), 0);
 	for (int i = 0; i < 8; i++) {
 		double kd = fabs((double)count[i] / N_KEYS * 8.0 - 1.0);
 		double sd = fabs(share[i] * 8.0 - 1.0);

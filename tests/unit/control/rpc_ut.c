@@ -96,11 +96,11 @@ settle(struct pc_rpc *a, struct pc_rpc *b, unsigned int ms)
 /* ------------------------------------------------------------ the server */
 
 enum srv_mode {
-	SRV_ECHO,  /* reply with the request body (cut to the reply cap) */
-	SRV_ERROR, /* an error reply: -ENOENT */
-	SRV_HOLD,  /* hold the first connection and request, reply later by hand */
-	SRV_DROP,  /* never reply */
-	SRV_BIG,   /* reply with a body of the reply cap */
+	SRV_ECHO,    /* reply with the request body (cut to the reply cap) */
+	SRV_ERROR,   /* an error reply: -ENOENT */
+	SRV_HOLD,    /* hold the first connection and request, reply later by hand */
+	SRV_DROP,    /* never reply */
+	SRV_BIG,     /* reply with a body of the reply cap */
 	SRV_BADBODY, /* the body "does not decode": pc_rpc_conn_malformed() */
 };
 
@@ -923,12 +923,12 @@ test_request_body_malformed(void)
 	p = pc_rpc_peer_get(cli, "127.0.0.1", s.port);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
 	/* Two calls pipelined: the second is never dispatched once the first closed it. */
-	CU_ASSERT_EQUAL(pc_rpc_call(p, PC_FRAME_DIR_EXISTS, key, sizeof(key), g_now + S, rec_cb,
-				    &bad[0]),
-			0);
-	CU_ASSERT_EQUAL(pc_rpc_call(p, PC_FRAME_DIR_EXISTS, key, sizeof(key), g_now + S, rec_cb,
-				    &bad[1]),
-			0);
+	CU_ASSERT_EQUAL(
+		pc_rpc_call(p, PC_FRAME_DIR_EXISTS, key, sizeof(key), g_now + S, rec_cb, &bad[0]),
+		0);
+	CU_ASSERT_EQUAL(
+		pc_rpc_call(p, PC_FRAME_DIR_EXISTS, key, sizeof(key), g_now + S, rec_cb, &bad[1]),
+		0);
 	CU_ASSERT_TRUE(PUMP(cli, s.r, bad[0].n == 1 && bad[1].n == 1));
 	CU_ASSERT_EQUAL(bad[0].status, -ECONNRESET);
 	CU_ASSERT_EQUAL(bad[1].status, -ECONNRESET);

@@ -48,18 +48,49 @@ test_run_until_signal(void)
 	pthread_join(thread, NULL);
 	CU_ASSERT_TRUE(pc_runtime_all_running(e->rt));
 	CU_ASSERT_TRUE(pc_runtime_stopping(e->rt));
-	/* Both one-shot pollers removed themselves; the store's and the session socket's remain. */
+	/*
+	 * Both one-shot pollers removed themselves; the store's, the session
+	 * socket's, the cluster's, the directory batches' and the admin's remain.
+	 */
 	CU_ASSERT_PTR_NULL(e->ready_poller);
 	CU_ASSERT_PTR_NULL(e->stop_poller);
 	CU_ASSERT_PTR_NOT_NULL(e->store);
 	CU_ASSERT_PTR_NOT_NULL(e->sessions);
-	CU_ASSERT_EQUAL(e->control->n_pollers, 2);
+	CU_ASSERT_PTR_NOT_NULL(e->cluster);
+	CU_ASSERT_PTR_NOT_NULL(e->admin);
+	CU_ASSERT_PTR_NOT_NULL(e->cluster_poller);
+	CU_ASSERT_EQUAL(e->control->n_pollers, 5);
+	CU_ASSERT_EQUAL(pc_runtime_worker(e->rt, 0)->n_pollers, 2); /* sessions, batches */
+	CU_ASSERT_TRUE(pc_timer_armed(&e->usage_timer));
 	pc_lcore_get_stats(pc_runtime_worker(e->rt, 0), &st);
 	CU_ASSERT(st.passes > 0);
 	pc_lcore_get_stats(e->control, &st);
 	CU_ASSERT(st.passes > 0);
 	CU_ASSERT(st.busy_passes >= 2); /* the ready pass and the stop pass */
 	pc_engine_destroy(e);
+}
+
+/* A discovery-only engine: no store, no batches, no usage timer; it runs and stops cleanly. */
+static void
+test_meta_role(void)
+{
+	struct pc_config cfg = g_cfg;
+	struct pc_engine *e;
+	pthread_t thread;
+
+	cfg.role = PC_ROLE_META;
+	g_stop_signal = 0;
+	e = pc_engine_create(&cfg);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+	CU_ASSERT_PTR_NULL(e->store);
+	CU_ASSERT_PTR_NULL(e->dirpub);
+	CU_ASSERT_PTR_NOT_NULL(e->cluster);
+	CU_ASSERT_FALSE(pc_timer_armed(&e->usage_timer));
+	CU_ASSERT_EQUAL_FATAL(pthread_create(&thread, NULL, stop_when_running, e), 0);
+	CU_ASSERT_EQUAL(pc_engine_run(e), 0);
+	pthread_join(thread, NULL);
+	pc_engine_destroy(e);
+	g_stop_signal = 0;
 }
 
 static void
@@ -85,6 +116,7 @@ test_destroy_accepts_null(void)
 static const struct pc_ut_test engine_tests[] = {
 	{"runs until a signal, pollers retire", test_run_until_signal},
 	{"a stop requested before the run ends it", test_stop_before_run},
+	{"role meta: no pool, runs and stops", test_meta_role},
 	{"destroy(NULL)", test_destroy_accepts_null},
 	{NULL, NULL},
 };

@@ -581,6 +581,82 @@ test_events(void)
 	pc_store_destroy(st);
 }
 
+/* Offsets announced, for test_announce. */
+struct ann_rec {
+	unsigned int n;
+	uint64_t off[1024];
+	bool ok; /* every event was a published one with the right key */
+	struct pc_store *st;
+};
+
+static void
+ann_cb(void *arg, unsigned int ci, bool published, const struct pc_store_event *ev)
+{
+	struct ann_rec *r = arg;
+	const struct pc_page_hdr *h = seg_hdr(r->st, ev->off);
+
+	(void)ci;
+	r->ok &= published && r->n < PC_ARRAY_SIZE(r->off) && h->generation == ev->generation &&
+		 ev->key_len > 3 && memcmp(ev->key, "ann", 4) == 0;
+	if (r->n < PC_ARRAY_SIZE(r->off)) {
+		r->off[r->n] = ev->off;
+	}
+	r->n++;
+}
+
+/* A walk in small steps announces every published page once, and nothing else. */
+static void
+test_announce(void)
+{
+	struct pc_store *st = store_new(false);
+	struct ann_rec r = {.ok = true, .st = st};
+	struct pc_store_walk w = {0};
+	static uint64_t offs[300];
+	unsigned int steps = 0;
+	unsigned int sent = 0;
+	unsigned int matched = 0;
+
+	for (uint32_t id = 0; id < 300; id++) {
+		struct pc_store_key k;
+
+		mkkey(&k, "ann", id);
+		/* Two page sizes: two classes to walk. */
+		CU_ASSERT_EQUAL_FATAL(set_page(st, CI_CTRL, &k, id, id % 2 ? 3000 : 20000, 0,
+					       &offs[id]),
+				      0);
+	}
+	for (uint32_t id = 0; id < 300; id += 3) {
+		struct pc_store_key k;
+
+		mkkey(&k, "ann", id);
+		CU_ASSERT_EQUAL(pc_store_delete(st, CI_CTRL, &k), 0);
+	}
+	pc_store_set_event_cb(st, ann_cb, &r);
+	while (!w.done && steps++ < 1000) {
+		unsigned int n = pc_store_announce(st, CI_CTRL, &w, 7);
+
+		CU_ASSERT(n <= 7);
+		sent += n;
+	}
+	CU_ASSERT_TRUE(w.done);
+	CU_ASSERT_TRUE(r.ok);
+	CU_ASSERT_EQUAL(sent, 200);
+	CU_ASSERT_EQUAL(r.n, 200);
+	for (uint32_t id = 0; id < 300; id++) {
+		unsigned int hits = 0;
+
+		for (unsigned int i = 0; i < r.n && i < PC_ARRAY_SIZE(r.off); i++) {
+			hits += r.off[i] == offs[id];
+		}
+		CU_ASSERT_EQUAL(hits, id % 3 == 0 ? 0u : 1u);
+		matched += hits;
+	}
+	CU_ASSERT_EQUAL(matched, 200);
+	/* A finished walk stays finished. */
+	CU_ASSERT_EQUAL(pc_store_announce(st, CI_CTRL, &w, 7), 0);
+	pc_store_destroy(st);
+}
+
 static void
 test_quarantine(void)
 {
@@ -1161,6 +1237,7 @@ static const struct pc_ut_test basic_tests[] = {
 static const struct pc_ut_test reuse_tests[] = {
 	{"deleted slot waits out the quarantine", test_quarantine},
 	{"page events: publish, delete, clear", test_events},
+	{"announce walks every published page once", test_announce},
 	{"pinned page survives delete and eviction", test_pinned_survives},
 	{"clear_ns removes only its namespace", test_clear_ns},
 	{NULL, NULL},
