@@ -164,6 +164,7 @@ struct pc_cluster {
 	unsigned int pub_head;
 	unsigned int pub_len;
 	unsigned int dir_inflight;
+	unsigned int reshard_inflight; /* of which sent by the re-shard walk */
 
 	/* Lookups: started ones, in arrival order. */
 	struct lookup_op *ops;
@@ -843,6 +844,7 @@ dir_reply(void *arg, int status, const struct pc_frame_hdr *h, const uint8_t *bo
 	unsigned int bad = dc->n;
 
 	c->dir_inflight--;
+	c->reshard_inflight -= dc->reshard;
 	if (status == 0 && (h->flags & PC_FRAME_F_ERROR) == 0 &&
 	    pc_frame_dec_dir_status(body, len, c->status, PC_FRAME_BATCH_MAX, &n) == 0 &&
 	    n == dc->n) {
@@ -887,6 +889,7 @@ dir_send(struct pc_cluster *c, struct pc_rpc_peer *peer, uint8_t type, int len, 
 		return;
 	}
 	c->dir_inflight++;
+	c->reshard_inflight += reshard;
 }
 
 static void
@@ -901,6 +904,41 @@ self_loc(const struct pc_cluster *c, const struct pub_entry *e, struct pc_dir_lo
 	loc->tier = PC_DIR_TIER_MEMORY;
 }
 
+/* Up to PC_FRAME_BATCH_MAX keys routed at once: each key's owners, and the owners of them all. */
+struct routing {
+	unsigned int owners[PC_FRAME_BATCH_MAX][PC_RING_REPLICAS_MAX];
+	unsigned int n_owners[PC_FRAME_BATCH_MAX];
+	unsigned int distinct[PC_FRAME_BATCH_MAX * PC_RING_REPLICAS_MAX];
+	unsigned int n_distinct;
+};
+
+static void
+route_key(const struct pc_cluster *c, struct routing *rt, unsigned int i, uint64_t key_hash)
+{
+	rt->n_owners[i] = pc_ring_owners(c->ring->ring, key_hash, c->replicas, rt->owners[i]);
+	for (unsigned int r = 0; r < rt->n_owners[i]; r++) {
+		unsigned int d = 0;
+
+		while (d < rt->n_distinct && rt->distinct[d] != rt->owners[i][r]) {
+			d++;
+		}
+		if (d == rt->n_distinct) {
+			rt->distinct[rt->n_distinct++] = rt->owners[i][r];
+		}
+	}
+}
+
+static bool
+routed_to(const struct routing *rt, unsigned int i, unsigned int node)
+{
+	for (unsigned int r = 0; r < rt->n_owners[i]; r++) {
+		if (rt->owners[i][r] == node) {
+			return true;
+		}
+	}
+	return false;
+}
+
 /*
  * Send the first `n` queued entries (all of one kind) to their owners: one
  * frame per owner, the local shard directly.
@@ -909,40 +947,23 @@ static void
 flush_chunk(struct pc_cluster *c, unsigned int n, enum pub_kind kind)
 {
 	const struct ring_ref *rr = c->ring;
-	unsigned int owners[PC_FRAME_BATCH_MAX][PC_RING_REPLICAS_MAX];
-	unsigned int n_owners[PC_FRAME_BATCH_MAX];
-	unsigned int distinct[PC_FRAME_BATCH_MAX * PC_RING_REPLICAS_MAX];
-	unsigned int n_distinct = 0;
+	struct routing rt;
 
+	rt.n_distinct = 0;
 	for (unsigned int i = 0; i < n; i++) {
 		const struct pub_entry *e = &c->pubq[(c->pub_head + i) % PUB_QUEUE_LEN];
 
-		n_owners[i] = pc_ring_owners(rr->ring, pc_ring_hash(e->key, e->key_len),
-					     c->replicas, owners[i]);
-		for (unsigned int r = 0; r < n_owners[i]; r++) {
-			unsigned int d = 0;
-
-			while (d < n_distinct && distinct[d] != owners[i][r]) {
-				d++;
-			}
-			if (d == n_distinct) {
-				distinct[n_distinct++] = owners[i][r];
-			}
-		}
+		route_key(c, &rt, i, pc_ring_hash(e->key, e->key_len));
 	}
 	/* Each owner once: its entries in one frame (the local shard directly). */
-	for (unsigned int d = 0; d < n_distinct; d++) {
-		unsigned int node = distinct[d];
+	for (unsigned int d = 0; d < rt.n_distinct; d++) {
+		unsigned int node = rt.distinct[d];
 		unsigned int m = 0;
 
 		for (unsigned int i = 0; i < n; i++) {
 			const struct pub_entry *e = &c->pubq[(c->pub_head + i) % PUB_QUEUE_LEN];
-			bool mine = false;
 
-			for (unsigned int r = 0; r < n_owners[i]; r++) {
-				mine |= owners[i][r] == node;
-			}
-			if (!mine) {
+			if (!routed_to(&rt, i, node)) {
 				continue;
 			}
 			if (kind == PUB_PUT) {
@@ -1077,37 +1098,53 @@ pc_cluster_unpublish(struct pc_cluster *c, const struct pc_dir_key *keys, unsign
 
 /* -------------------------------------------------------------- re-shard */
 
-/* Send one collected record to every new owner but self. */
+/* Send the collected records to their new owners but self: per owner, frames of up to 128. */
 static void
 republish_records(struct pc_cluster *c, unsigned int n)
 {
 	const struct ring_ref *rr = c->ring;
+	struct routing rt;
 
+	rt.n_distinct = 0;
 	for (unsigned int i = 0; i < n; i++) {
-		const struct pc_dir_record *rec = &c->records[i];
-		unsigned int owners[PC_RING_REPLICAS_MAX];
-		unsigned int got = pc_ring_owners(rr->ring, rec->key_hash, c->replicas, owners);
+		route_key(c, &rt, i, c->records[i].key_hash);
+	}
+	for (unsigned int d = 0; d < rt.n_distinct; d++) {
+		unsigned int node = rt.distinct[d];
 		unsigned int m = 0;
 
-		for (unsigned int l = 0; l < rec->n_locs; l++) {
-			c->puts[m].key.len = rec->key_len;
-			memcpy(c->puts[m].key.bytes, rec->key, rec->key_len);
-			loc_to_frame(&rec->locs[l], &c->puts[m].loc);
-			m++;
+		if ((int)node == rr->self) {
+			continue;
 		}
-		for (unsigned int r = 0; r < got; r++) {
-			if ((int)owners[r] == rr->self) {
+		if (rr->peers[node] == NULL) {
+			c->walk_failed = true;
+			continue;
+		}
+		for (unsigned int i = 0; i < n; i++) {
+			const struct pc_dir_record *rec = &c->records[i];
+
+			if (!routed_to(&rt, i, node)) {
 				continue;
 			}
-			if (rr->peers[owners[r]] == NULL) {
-				c->walk_failed = true;
-				continue;
+			for (unsigned int l = 0; l < rec->n_locs; l++) {
+				c->puts[m].key.len = rec->key_len;
+				memcpy(c->puts[m].key.bytes, rec->key, rec->key_len);
+				loc_to_frame(&rec->locs[l], &c->puts[m].loc);
+				if (++m == PC_FRAME_BATCH_MAX) {
+					dir_send(c, rr->peers[node], PC_FRAME_DIR_PUT,
+						 pc_frame_enc_dir_put(c->tx, sizeof(c->tx), c->puts,
+								      m),
+						 m, true);
+					m = 0;
+				}
 			}
-			dir_send(c, rr->peers[owners[r]], PC_FRAME_DIR_PUT,
+		}
+		if (m > 0) {
+			dir_send(c, rr->peers[node], PC_FRAME_DIR_PUT,
 				 pc_frame_enc_dir_put(c->tx, sizeof(c->tx), c->puts, m), m, true);
 		}
-		c->st.republished++;
 	}
+	c->st.republished += n;
 }
 
 static int
@@ -1136,7 +1173,7 @@ reshard_poll(struct pc_cluster *c)
 		return 1;
 	}
 	/* Pruning: once every re-published entry has been taken. */
-	if (c->dir_inflight > 0) {
+	if (c->reshard_inflight > 0) {
 		return 0;
 	}
 	if (c->walk_failed || c->ring->self < 0) {
