@@ -1031,7 +1031,7 @@ stats_cluster(struct pc_admin *a, struct sbuf *sb, struct jw *j)
 			F_COUNT(s, publish_failed),   F_COUNT(s, unpublished),
 			F_COUNT(s, lookups),          F_COUNT(s, lookup_hits),
 			F_COUNT(s, lookup_fallbacks), F_COUNT(s, lookup_failed),
-			F_COUNT(s, bad_requests),
+			F_COUNT(s, bad_requests),     F_COUNT(s, rejoins),
 		};
 		const struct field rpc[] = {
 			F_COUNT(s.rpc, conns_open),     F_COUNT(s.rpc, accepted),

@@ -296,8 +296,8 @@ lookup_all(int via, int from, struct lk *l)
 		const struct pc_cluster_lookup_result *r = &l->res[k];
 		const struct pc_ring *ring = pc_cluster_ring(g_nodes[via].c);
 		unsigned int owners[2];
-		unsigned int n_own = pc_ring_owners(ring, pc_ring_hash(g_keys[k].bytes, g_keys[k].len),
-						    2, owners);
+		unsigned int n_own = pc_ring_owners(
+			ring, pc_ring_hash(g_keys[k].bytes, g_keys[k].len), 2, owners);
 		bool owner_ok = false;
 
 		/* Whoever answered, found or not, is one of the key's owners. */

@@ -621,9 +621,8 @@ test_announce(void)
 
 		mkkey(&k, "ann", id);
 		/* Two page sizes: two classes to walk. */
-		CU_ASSERT_EQUAL_FATAL(set_page(st, CI_CTRL, &k, id, id % 2 ? 3000 : 20000, 0,
-					       &offs[id]),
-				      0);
+		CU_ASSERT_EQUAL_FATAL(
+			set_page(st, CI_CTRL, &k, id, id % 2 ? 3000 : 20000, 0, &offs[id]), 0);
 	}
 	for (uint32_t id = 0; id < 300; id += 3) {
 		struct pc_store_key k;
