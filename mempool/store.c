@@ -171,6 +171,12 @@ struct pc_store {
 #define CNT_ADD(c, field, v) __atomic_store_n(&(c)->field, (c)->field + (v), __ATOMIC_RELAXED)
 #define CNT_GET(c, field)    __atomic_load_n(&(c)->field, __ATOMIC_RELAXED)
 
+static inline struct store_cache *
+c_of(struct pc_store *st, unsigned int ci)
+{
+	return &st->caches[ci];
+}
+
 static inline uint32_t
 slot_state(const struct pc_slot *s)
 {
@@ -858,6 +864,40 @@ pc_store_lookup_pin_burst(struct pc_store *st, unsigned int ci,
 	CNT_ADD(c, get_bad_header, bad);
 	CNT_ADD(c, pinned, (int64_t)pinned);
 	return pinned;
+}
+
+int
+pc_store_pin_at(struct pc_store *st, unsigned int ci, uint64_t off, uint64_t generation,
+		struct pc_store_loc *loc)
+{
+	struct pc_slot *s;
+
+	if (st == NULL || ci >= st->nb_caches || loc == NULL) {
+		return -EINVAL;
+	}
+	loc->slot = NULL;
+	s = pc_slab_slot_at(st->slab, off);
+	if (s == NULL) {
+		return -EINVAL;
+	}
+	if (!slot_pin(s)) {
+		return -ENOENT;
+	}
+	/* Pinned and published: the generation is that page's until the unpin. */
+	if (s->off != off || s->generation != generation) {
+		slot_unpin(st, c_of(st, ci), s);
+		return -ESTALE;
+	}
+	if (__atomic_load_n(&s->clock_ref, __ATOMIC_RELAXED) == 0) {
+		__atomic_store_n(&s->clock_ref, 1, __ATOMIC_RELAXED);
+	}
+	loc->slot = s;
+	loc->off = s->off;
+	loc->generation = s->generation;
+	loc->len = s->payload_len;
+	loc->pad = 0;
+	CNT_ADD(c_of(st, ci), pinned, 1);
+	return 0;
 }
 
 void

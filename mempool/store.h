@@ -174,6 +174,20 @@ int pc_store_key_init(struct pc_store_key *k, const void *ns, size_t ns_len, con
 		      size_t key_len);
 
 /*
+ * A remote reader's page, by location rather than key (the data plane's
+ * serving side): pin the page whose header is at segment offset off if it
+ * is published with `generation`. Nothing from the wire is trusted: off
+ * must be the start of a slot of this segment. Counts as a reference for
+ * CLOCK, like a GET. Unpin with pc_store_unpin_bulk(). Returns 0 (loc
+ * filled: off, generation, payload len), -EINVAL (off is not the start of a
+ * page slot of this segment), -ENOENT (no page published there now),
+ * -ESTALE (a page of another generation is there: the reader's location is
+ * stale). Any lcore.
+ */
+int pc_store_pin_at(struct pc_store *st, unsigned int ci, uint64_t off, uint64_t generation,
+		    struct pc_store_loc *loc);
+
+/*
  * SET, phase 1: reserve a page for key k with a payload of len bytes,
  * prefix_depth pages before it in its chain. Writes the key tail; loc->off
  * is where the client copies (payload at off + PC_PAGE_HDR_SIZE). Returns 0,

@@ -656,6 +656,50 @@ test_announce(void)
 	pc_store_destroy(st);
 }
 
+/* The serving side of a remote read: by offset and generation, never trusting either. */
+static void
+test_pin_at(void)
+{
+	struct pc_store *st = store_new(false);
+	struct pc_store_loc loc, loc2;
+	struct pc_store_stats s;
+	struct pc_store_key k;
+	uint64_t off, gen;
+
+	mkkey(&k, "pin", 1);
+	CU_ASSERT_EQUAL_FATAL(set_page(st, CI_W0, &k, 1, 9000, 0, &off), 0);
+	gen = seg_hdr(st, off)->generation;
+	CU_ASSERT_EQUAL(pc_store_pin_at(st, CI_W0, off, gen, &loc), 0);
+	CU_ASSERT_EQUAL(loc.off, off);
+	CU_ASSERT_EQUAL(loc.len, 9000);
+	CU_ASSERT_EQUAL(loc.generation, gen);
+	CU_ASSERT_EQUAL(pc_store_pin_at(st, CI_W0, off, gen, &loc2), 0); /* two readers */
+	pc_store_get_stats(st, &s);
+	CU_ASSERT_EQUAL(s.pinned, 2);
+	/* Wrong generation, an offset inside the page, past the segment, never a slot. */
+	CU_ASSERT_EQUAL(pc_store_pin_at(st, CI_W0, off, gen + 1, &loc2), -ESTALE);
+	CU_ASSERT_PTR_NULL(loc2.slot);
+	CU_ASSERT_EQUAL(pc_store_pin_at(st, CI_W0, off + 64, gen, &loc2), -EINVAL);
+	CU_ASSERT_EQUAL(pc_store_pin_at(st, CI_W0, UINT64_MAX - 3, gen, &loc2), -EINVAL);
+	CU_ASSERT_EQUAL(pc_store_pin_at(st, CI_W0, pc_store_segment_size(st), gen, &loc2), -EINVAL);
+	CU_ASSERT_EQUAL(pc_store_pin_at(st, 99, off, gen, &loc2), -EINVAL);
+	/* Deleted while pinned: still readable by the pin holders, not pinnable again. */
+	CU_ASSERT_EQUAL(pc_store_delete(st, CI_W0, &k), 0);
+	CU_ASSERT_EQUAL(pc_store_pin_at(st, CI_W0, off, gen, &loc2), -ENOENT);
+	CU_ASSERT_EQUAL(pc_page_check(seg_hdr(st, off), seg_payload(st, off), 9000, k.digest, gen,
+				      9000, false),
+			0);
+	pc_store_unpin_bulk(st, CI_W0, &loc, 1);
+	{
+		struct pc_store_loc again;
+
+		CU_ASSERT_EQUAL(pc_store_pin_at(st, CI_W0, off, gen, &again), -ENOENT);
+	}
+	pc_store_get_stats(st, &s);
+	CU_ASSERT_EQUAL(s.pinned, 1);
+	pc_store_destroy(st);
+}
+
 static void
 test_quarantine(void)
 {
@@ -1237,6 +1281,7 @@ static const struct pc_ut_test reuse_tests[] = {
 	{"deleted slot waits out the quarantine", test_quarantine},
 	{"page events: publish, delete, clear", test_events},
 	{"announce walks every published page once", test_announce},
+	{"pin_at: by offset and generation only", test_pin_at},
 	{"pinned page survives delete and eviction", test_pinned_survives},
 	{"clear_ns removes only its namespace", test_clear_ns},
 	{NULL, NULL},
