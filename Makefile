@@ -39,7 +39,7 @@ endif
 
 DEP_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 DEP_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-INCLUDES := -I. -Icommon -Iconfig -Ilcore -Iengine -Icontrol -Imempool -Iclient
+INCLUDES := -I. -Icommon -Iconfig -Ilcore -Iengine -Icontrol -Imempool -Iverbs -Iclient
 
 CFLAGS := -std=gnu11 $(OPT) $(WARN) $(SAN) $(INCLUDES) $(DEP_CFLAGS) \
 	-D_GNU_SOURCE -DALLOW_EXPERIMENTAL_API -MMD -MP
@@ -169,7 +169,7 @@ lint: $(BUILD)/.cflags
 	cppcheck --quiet --error-exitcode=1 --std=c11 --inline-suppr \
 		--enable=warning,performance,portability --suppress=missingIncludeSystem \
 		-D__x86_64__ -DPC_VERSION='"lint"' -DPC_GIT_REV='"lint"' \
-		-Icommon -Iconfig -Ilcore -Iengine -Icontrol -Imempool -Iclient $(LINT_SRCS)
+		-Icommon -Iconfig -Ilcore -Iengine -Icontrol -Imempool -Iverbs -Iclient $(LINT_SRCS)
 
 clean:
 	rm -rf $(BUILD)
