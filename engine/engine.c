@@ -13,6 +13,7 @@
 
 #include "admin.h"
 #include "cluster.h"
+#include "dirq.h"
 #include "engine.h"
 #include "lcore.h"
 #include "pc_log.h"
@@ -58,6 +59,7 @@ struct pc_engine {
 	struct pc_sessions *sessions;
 	struct pc_cluster *cluster;
 	struct pc_admin *admin;
+	struct pc_dirq *dirq;      /* workers' directory lookups (the data plane's remote GETs) */
 	struct dirpub_buf *dirpub; /* per cache index */
 	unsigned int n_dirpub;
 	unsigned int control_ci;
@@ -354,6 +356,10 @@ create_cluster(struct pc_engine *e)
 	if (e->cluster_poller == NULL) {
 		return -ENOMEM;
 	}
+	e->dirq = pc_dirq_create(e->rt, e->cluster);
+	if (e->dirq == NULL) {
+		return -ENOMEM;
+	}
 	if (e->store == NULL) {
 		return 0;
 	}
@@ -472,6 +478,7 @@ pc_engine_create(const struct pc_config *cfg)
 err_destroy_runtime:
 	pc_admin_destroy(e->admin);
 	pc_sessions_destroy(e->sessions);
+	pc_dirq_destroy(e->dirq);
 	pc_cluster_destroy(e->cluster);
 	pc_store_destroy(e->store);
 	rte_free(e->dirpub);
@@ -505,6 +512,7 @@ pc_engine_destroy(struct pc_engine *e)
 	}
 	pc_admin_destroy(e->admin);
 	pc_sessions_destroy(e->sessions);
+	pc_dirq_destroy(e->dirq);
 	/* Leaves the cluster (DEREGISTER to the masters) before the pages go. */
 	pc_cluster_destroy(e->cluster);
 	for (unsigned int ci = 0; ci < e->n_dirpub; ci++) {

@@ -50,7 +50,8 @@ test_run_until_signal(void)
 	CU_ASSERT_TRUE(pc_runtime_stopping(e->rt));
 	/*
 	 * Both one-shot pollers removed themselves; the store's, the session
-	 * socket's, the cluster's, the directory batches' and the admin's remain.
+	 * socket's, the cluster's, the directory batches', the workers' lookups' and the admin's
+	 * remain.
 	 */
 	CU_ASSERT_PTR_NULL(e->ready_poller);
 	CU_ASSERT_PTR_NULL(e->stop_poller);
@@ -59,7 +60,8 @@ test_run_until_signal(void)
 	CU_ASSERT_PTR_NOT_NULL(e->cluster);
 	CU_ASSERT_PTR_NOT_NULL(e->admin);
 	CU_ASSERT_PTR_NOT_NULL(e->cluster_poller);
-	CU_ASSERT_EQUAL(e->control->n_pollers, 5);
+	CU_ASSERT_PTR_NOT_NULL(e->dirq);
+	CU_ASSERT_EQUAL(e->control->n_pollers, 6);
 	CU_ASSERT_EQUAL(pc_runtime_worker(e->rt, 0)->n_pollers, 2); /* sessions, batches */
 	CU_ASSERT_TRUE(pc_timer_armed(&e->usage_timer));
 	pc_lcore_get_stats(pc_runtime_worker(e->rt, 0), &st);
