@@ -127,6 +127,10 @@ FUZZ_SRCS_frame := control/frame.c
 FUZZ_PKGS_frame :=
 FUZZ_SRCS_admin := engine/admin_proto.c
 FUZZ_PKGS_admin :=
+FUZZ_SRCS_qp := verbs/qp_proto.c
+FUZZ_PKGS_qp :=
+FUZZ_SRCS_data := verbs/data_proto.c
+FUZZ_PKGS_data :=
 
 .SECONDEXPANSION:
 $(BUILD)/fuzz/%_fuzz: tests/fuzz/%_fuzz.c tests/helpers.h $$(FUZZ_SRCS_$$*) $$(wildcard $$(dir $$(FUZZ_SRCS_$$*))*.h)

@@ -74,7 +74,8 @@ struct pc_xport_read {
  * owner has no page of that generation there: a stale location), -EINVAL
  * (the owner refused the range), -ETIMEDOUT (the deadline passed: the
  * channel was reset), -ECONNRESET / -ECONNREFUSED / -EHOSTUNREACH (the
- * peer is gone), -EACCES (authentication failed), -ECANCELED (destroyed).
+ * peer is gone), -EACCES (authentication failed), -EPROTO (the peer broke
+ * the protocol), -EIO (the owner failed otherwise).
  */
 struct pc_xport_cqe {
 	uint64_t cookie;
@@ -84,8 +85,8 @@ struct pc_xport_cqe {
 struct pc_xport_stats {
 	uint64_t reads_posted;
 	uint64_t reads_ok;
-	uint64_t reads_failed;  /* any error status */
-	uint64_t reads_stale;   /* -ESTALE */
+	uint64_t reads_failed; /* any error status */
+	uint64_t reads_stale;  /* -ESTALE */
 	uint64_t timeouts;
 	uint64_t bytes_read;
 	uint64_t channels_open; /* now */
@@ -95,14 +96,19 @@ struct pc_xport_stats {
 	uint64_t serve_refused;      /* out of range, stale, malformed */
 	uint64_t serve_bytes;
 	uint64_t serve_conns_open;
-	uint64_t serve_malformed;    /* connections closed for bad bytes */
+	uint64_t serve_malformed; /* connections closed for bad bytes */
 };
 
 struct pc_xport_ops {
 	const char *name; /* "tcp", "rdma" */
 	/* NULL with errno set (and a log line) on failure. */
 	struct pc_xport *(*create)(const struct pc_xport_opts *opts);
-	/* Every outstanding READ completes -ECANCELED (delivered by this call's end). */
+	/*
+	 * Close everything. READs still outstanding are dropped (counted in
+	 * reads_failed; nothing is delivered after this): drain with poll
+	 * first, except at shutdown. tcp unpins what it serves: destroy it
+	 * before its store.
+	 */
 	void (*destroy)(struct pc_xport *x);
 	/*
 	 * Queue n READs to one peer with an absolute deadline (monotonic ns;
@@ -117,7 +123,8 @@ struct pc_xport_ops {
 	 * Do the I/O (both sides: reads in flight and, for tcp, serving), then
 	 * write up to max completions. Returns how many were written.
 	 */
-	int (*poll)(struct pc_xport *x, uint64_t now_ns, struct pc_xport_cqe *out, unsigned int max);
+	int (*poll)(struct pc_xport *x, uint64_t now_ns, struct pc_xport_cqe *out,
+		    unsigned int max);
 	/* The data port bound (after create): advertised in the member record. */
 	uint16_t (*port)(const struct pc_xport *x);
 	void (*get_stats)(const struct pc_xport *x, struct pc_xport_stats *st);
