@@ -29,6 +29,8 @@
 #define MASTER_PRUNE_NS (100ull * NS_PER_MS)
 /* Pages waiting to be published or unpublished. */
 #define PUB_QUEUE_LEN 8192
+/* Entries this node sent lately, sent again when the ring changes under them. */
+#define RECENT_LEN 8192
 /* Directory calls (publish and re-shard) in flight at once. */
 #define PUB_INFLIGHT_MAX 64
 /* Lookups in flight at once. */
@@ -152,9 +154,15 @@ struct pc_cluster {
 	struct pc_dir_shard *shard; /* NULL for a meta-only engine */
 	struct pc_dir_cache *cache;
 
-	/* Re-shard walk from settled to ring. */
+	/*
+	 * Re-shard walk from settled to ring, then its prune; a while later, a
+	 * sweep that hands off what stale rings sent here, then its prune.
+	 */
 	bool walking;
 	bool pruning;
+	bool sweeping;
+	bool sweep_pending;
+	uint64_t sweep_at;
 	bool walk_failed;
 	uint64_t cursor;
 	struct pc_dir_record records[RESHARD_CHUNK];
@@ -163,6 +171,10 @@ struct pc_cluster {
 	struct pub_entry *pubq;
 	unsigned int pub_head;
 	unsigned int pub_len;
+	struct pub_entry *recent; /* a ring of the last RECENT_LEN entries sent */
+	uint64_t *recent_ns;      /* when each was sent */
+	unsigned int recent_next;
+	unsigned int recent_len;
 	unsigned int dir_inflight;
 	unsigned int reshard_inflight; /* of which sent by the re-shard walk */
 
@@ -361,9 +373,21 @@ start_walk(struct pc_cluster *c)
 	}
 	c->walking = true;
 	c->pruning = false;
+	c->sweeping = false;
+	c->sweep_pending = false;
 	c->walk_failed = false;
 	c->cursor = 0;
 }
+
+/* How long members can take to agree on a ring after it changed. */
+static uint64_t
+settle_window(const struct pc_cluster *c)
+{
+	return c->np.member_ttl_ns + 2 * c->np.heartbeat_interval_ns + c->request_timeout_ns;
+}
+
+static void republish_recent(struct pc_cluster *c, const struct pc_ring *old_ring,
+			     const struct pc_ring *new_ring);
 
 static int
 rebuild_ring(struct pc_cluster *c)
@@ -383,6 +407,9 @@ rebuild_ring(struct pc_cluster *c)
 		rr->refs++;
 	} else {
 		start_walk(c);
+	}
+	if (c->ring != NULL) {
+		republish_recent(c, c->ring->ring, rr->ring);
 	}
 	ring_ref_put(c->ring);
 	c->ring = rr;
@@ -1007,6 +1034,12 @@ flush_chunk(struct pc_cluster *c, unsigned int n, enum pub_kind kind)
 				 false);
 		}
 	}
+	for (unsigned int i = 0; i < n; i++) {
+		c->recent[c->recent_next] = c->pubq[(c->pub_head + i) % PUB_QUEUE_LEN];
+		c->recent_ns[c->recent_next] = c->now_ns;
+		c->recent_next = (c->recent_next + 1) % RECENT_LEN;
+		c->recent_len = PC_MIN(c->recent_len + 1, RECENT_LEN);
+	}
 	c->pub_head = (c->pub_head + n) % PUB_QUEUE_LEN;
 	c->pub_len -= n;
 }
@@ -1055,6 +1088,41 @@ enqueue(struct pc_cluster *c, enum pub_kind kind, const void *key, uint32_t key_
 	e->offset = p != NULL ? p->offset : 0;
 	e->generation = p != NULL ? p->generation : 0;
 	return 1;
+}
+
+/*
+ * The ring changed under entries this node sent lately: other nodes may
+ * have placed them on their old ring, or walked their shards before they
+ * arrived, so a re-shard alone can miss them. Send again, in their order
+ * (a put and a later delete of a key keep theirs), those sent within the
+ * time the members can take to agree on a ring whose owners changed.
+ */
+static void
+republish_recent(struct pc_cluster *c, const struct pc_ring *old_ring,
+		 const struct pc_ring *new_ring)
+{
+	uint64_t window = settle_window(c);
+
+	if (c->recent == NULL) {
+		return;
+	}
+	for (unsigned int k = 0; k < c->recent_len; k++) {
+		unsigned int at = (c->recent_next + RECENT_LEN - c->recent_len + k) % RECENT_LEN;
+		const struct pub_entry *e = &c->recent[at];
+		struct pc_cluster_pub p = {.key = e->key,
+					   .key_len = e->key_len,
+					   .length = e->length,
+					   .offset = e->offset,
+					   .generation = e->generation};
+
+		if (c->now_ns - c->recent_ns[at] > window ||
+		    !pc_ring_owners_changed(old_ring, new_ring, pc_ring_hash(e->key, e->key_len),
+					    c->replicas)) {
+			continue;
+		}
+		c->st.recent_republished +=
+			enqueue(c, (enum pub_kind)e->kind, e->key, e->key_len, &p);
+	}
 }
 
 unsigned int
@@ -1152,21 +1220,36 @@ reshard_poll(struct pc_cluster *c)
 {
 	int n;
 
-	if (c->shard == NULL || (!c->walking && !c->pruning)) {
+	if (c->shard == NULL) {
 		return 0;
 	}
-	if (c->walking) {
+	if (c->sweep_pending && c->now_ns >= c->sweep_at) {
+		c->sweep_pending = false;
+		c->sweeping = true;
+		c->walk_failed = false;
+		c->cursor = 0;
+	}
+	if (!c->walking && !c->pruning && !c->sweeping) {
+		return 0;
+	}
+	if ((c->walking || c->sweeping) && !c->pruning) {
 		if (c->dir_inflight >= PUB_INFLIGHT_MAX) {
 			return 0;
 		}
-		n = pc_dir_shard_collect_moved(c->shard, c->settled->ring, c->ring->ring,
-					       c->self.node_id, c->replicas, &c->cursor, c->records,
-					       RESHARD_CHUNK);
+		if (c->walking) {
+			n = pc_dir_shard_collect_moved(c->shard, c->settled->ring, c->ring->ring,
+						       c->self.node_id, c->replicas, &c->cursor,
+						       c->records, RESHARD_CHUNK);
+		} else {
+			n = pc_dir_shard_collect_unowned(c->shard, c->ring->ring, c->self.node_id,
+							 c->replicas, &c->cursor, c->records,
+							 RESHARD_CHUNK);
+			c->st.handed_off += (uint64_t)PC_MAX(n, 0);
+		}
 		if (n > 0) {
 			republish_records(c, (unsigned int)n);
 		}
 		if (c->cursor == PC_DIR_CURSOR_END) {
-			c->walking = false;
 			c->pruning = true;
 			c->cursor = 0;
 		}
@@ -1189,15 +1272,24 @@ reshard_poll(struct pc_cluster *c)
 			c->st.reshard_pruned += (uint64_t)n;
 		}
 	}
-	if (c->cursor == PC_DIR_CURSOR_END) {
-		c->pruning = false;
-		c->st.reshards++;
-		ring_ref_put(c->settled);
-		c->settled = c->ring;
-		c->settled->refs++;
-		PC_LOG(INFO, control, "re-shard done: %" PRIu64 " entries re-published so far%s",
-		       c->st.republished, c->walk_failed ? " (some owners unreachable)" : "");
+	if (c->cursor != PC_DIR_CURSOR_END) {
+		return 1;
 	}
+	c->pruning = false;
+	if (c->sweeping) {
+		c->sweeping = false;
+		return 1;
+	}
+	c->walking = false;
+	c->st.reshards++;
+	ring_ref_put(c->settled);
+	c->settled = c->ring;
+	c->settled->refs++;
+	/* Once every member has the ring, hand off what stale rings still send here. */
+	c->sweep_pending = true;
+	c->sweep_at = c->now_ns + settle_window(c);
+	PC_LOG(INFO, control, "re-shard done: %" PRIu64 " entries re-published so far%s",
+	       c->st.republished, c->walk_failed ? " (some owners unreachable)" : "");
 	return 1;
 }
 
@@ -1256,7 +1348,7 @@ op_finish(struct lookup_op *op, int rest)
 static bool
 reshard_window(const struct pc_cluster *c)
 {
-	return c->walking || c->pruning ||
+	return c->walking || c->pruning || c->sweeping || c->sweep_pending ||
 	       c->now_ns - c->ring_changed_ns < (uint64_t)(c->cfg->member_ttl * 1e9);
 }
 
@@ -1792,7 +1884,10 @@ pc_cluster_create(const struct pc_config *cfg, const struct pc_cluster_opts *o, 
 	if (o->role != PC_DISC_ROLE_META) {
 		c->shard = pc_dir_shard_create(shard_capacity(c));
 		c->pubq = calloc(PUB_QUEUE_LEN, sizeof(*c->pubq));
-		if (c->shard == NULL || c->pubq == NULL) {
+		c->recent = calloc(RECENT_LEN, sizeof(*c->recent));
+		c->recent_ns = calloc(RECENT_LEN, sizeof(*c->recent_ns));
+		if (c->shard == NULL || c->pubq == NULL || c->recent == NULL ||
+		    c->recent_ns == NULL) {
 			goto err_nomem;
 		}
 	}
@@ -1894,6 +1989,8 @@ pc_cluster_destroy(struct pc_cluster *c)
 	pc_dir_shard_free(c->shard);
 	pc_dir_cache_free(c->cache);
 	free(c->pubq);
+	free(c->recent);
+	free(c->recent_ns);
 	free(c);
 }
 
@@ -1982,7 +2079,7 @@ pc_cluster_get_info(const struct pc_cluster *c, struct pc_cluster_info *out)
 	out->ring_nodes = c->ring != NULL ? pc_ring_node_count(c->ring->ring) : 0;
 	out->vnodes = (unsigned int)c->cfg->vnodes;
 	out->replicas = c->replicas;
-	out->resharding = c->walking || c->pruning;
+	out->resharding = c->walking || c->pruning || c->sweeping;
 }
 
 void

@@ -169,13 +169,15 @@ struct pc_cluster_stats {
 	struct pc_dir_shard_stats shard;    /* zeros for a meta-only engine */
 	struct pc_dir_cache_stats cache;
 	uint64_t ring_builds;
-	uint64_t rejoins;         /* new incarnations after a silence past member_ttl */
-	uint64_t reshards;        /* re-shard walks finished */
-	uint64_t republished;     /* entries sent to new owners by re-shards */
-	uint64_t reshard_pruned;  /* entries dropped after a re-shard */
-	uint64_t published;       /* pages queued by pc_cluster_publish() */
-	uint64_t publish_dropped; /* queue full */
-	uint64_t publish_failed;  /* DIR_PUT entries an owner refused or never got */
+	uint64_t rejoins;            /* new incarnations after a silence past member_ttl */
+	uint64_t reshards;           /* re-shard walks finished */
+	uint64_t republished;        /* entries sent to new owners by re-shards */
+	uint64_t recent_republished; /* own entries sent again after a ring change */
+	uint64_t reshard_pruned;     /* entries dropped after a re-shard or a hand-off sweep */
+	uint64_t handed_off;         /* entries a sweep sent on to their owners (stale routing) */
+	uint64_t published;          /* pages queued by pc_cluster_publish() */
+	uint64_t publish_dropped;    /* queue full */
+	uint64_t publish_failed;     /* DIR_PUT entries an owner refused or never got */
 	uint64_t unpublished;
 	uint64_t lookups; /* keys looked up */
 	uint64_t lookup_hits;

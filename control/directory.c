@@ -799,35 +799,34 @@ is_publisher(const struct pc_ring *old_ring, const struct pc_ring *new_ring, con
 	return true;
 }
 
-int
-pc_dir_shard_collect_moved(struct pc_dir_shard *s, const struct pc_ring *old_ring,
-			   const struct pc_ring *new_ring, const char *self_node_id,
-			   unsigned int replicas, uint64_t *cursor, struct pc_dir_record *out,
-			   unsigned int max)
+struct collect_ctx {
+	const struct pc_ring *old_ring;
+	const struct pc_ring *new_ring;
+	const char *self;
+	int me; /* self's index in new_ring (collect_unowned) */
+	unsigned int replicas;
+};
+
+typedef bool (*collect_pred)(const struct collect_ctx *x, uint64_t h);
+
+/* One chunk of a walk: copy out the live entries pred picks. */
+static int
+collect(struct pc_dir_shard *s, uint64_t *cursor, struct pc_dir_record *out, unsigned int max,
+	collect_pred pred, const struct collect_ctx *x)
 {
 	uint64_t i;
 	uint64_t end;
 	unsigned int n = 0;
 
-	if (s == NULL || cursor == NULL || out == NULL || max == 0 ||
-	    (self_node_id != NULL && !valid_node_id(self_node_id))) {
-		return -EINVAL;
-	}
 	if (*cursor == PC_DIR_CURSOR_END) {
 		return 0;
 	}
-	replicas = PC_MIN(replicas, PC_RING_REPLICAS_MAX);
 	end = PC_MIN((uint64_t)s->hwm, *cursor + PC_DIR_SCAN_CHUNK);
 	for (i = *cursor; i < end && n < max; i++) {
 		const struct dir_entry *e = &s->entries[i];
 		struct pc_dir_record *r = &out[n];
 
-		if (e->key_len == 0 ||
-		    !pc_ring_owners_changed(old_ring, new_ring, e->ring_hash, replicas)) {
-			continue;
-		}
-		if (self_node_id != NULL &&
-		    !is_publisher(old_ring, new_ring, self_node_id, e->ring_hash, replicas)) {
+		if (e->key_len == 0 || !pred(x, e->ring_hash)) {
 			continue;
 		}
 		r->n_locs = (uint8_t)entry_export(s, e, r->locs);
@@ -844,6 +843,31 @@ pc_dir_shard_collect_moved(struct pc_dir_shard *s, const struct pc_ring *old_rin
 }
 
 static bool
+moved_pred(const struct collect_ctx *x, uint64_t h)
+{
+	return pc_ring_owners_changed(x->old_ring, x->new_ring, h, x->replicas) &&
+	       (x->self == NULL || is_publisher(x->old_ring, x->new_ring, x->self, h, x->replicas));
+}
+
+int
+pc_dir_shard_collect_moved(struct pc_dir_shard *s, const struct pc_ring *old_ring,
+			   const struct pc_ring *new_ring, const char *self_node_id,
+			   unsigned int replicas, uint64_t *cursor, struct pc_dir_record *out,
+			   unsigned int max)
+{
+	struct collect_ctx x = {.old_ring = old_ring,
+				.new_ring = new_ring,
+				.self = self_node_id,
+				.replicas = PC_MIN(replicas, PC_RING_REPLICAS_MAX)};
+
+	if (s == NULL || cursor == NULL || out == NULL || max == 0 ||
+	    (self_node_id != NULL && !valid_node_id(self_node_id))) {
+		return -EINVAL;
+	}
+	return collect(s, cursor, out, max, moved_pred, &x);
+}
+
+static bool
 owns(const struct pc_ring *ring, uint64_t h, unsigned int replicas, unsigned int me)
 {
 	unsigned int owners[PC_RING_REPLICAS_MAX];
@@ -855,6 +879,29 @@ owns(const struct pc_ring *ring, uint64_t h, unsigned int replicas, unsigned int
 		}
 	}
 	return false;
+}
+
+static bool
+unowned_pred(const struct collect_ctx *x, uint64_t h)
+{
+	return x->me < 0 || !owns(x->new_ring, h, x->replicas, (unsigned int)x->me);
+}
+
+int
+pc_dir_shard_collect_unowned(struct pc_dir_shard *s, const struct pc_ring *ring,
+			     const char *self_node_id, unsigned int replicas, uint64_t *cursor,
+			     struct pc_dir_record *out, unsigned int max)
+{
+	struct collect_ctx x = {.new_ring = ring,
+				.self = self_node_id,
+				.replicas = PC_MIN(replicas, PC_RING_REPLICAS_MAX)};
+
+	if (s == NULL || ring == NULL || cursor == NULL || out == NULL || max == 0 ||
+	    replicas == 0 || !valid_node_id(self_node_id)) {
+		return -EINVAL;
+	}
+	x.me = pc_ring_index_of(ring, self_node_id);
+	return collect(s, cursor, out, max, unowned_pred, &x);
 }
 
 int

@@ -223,6 +223,19 @@ int pc_dir_shard_collect_moved(struct pc_dir_shard *shard, const struct pc_ring 
 			       unsigned int max);
 
 /*
+ * One chunk of the hand-off sweep: copy to out[] (up to max) the live
+ * entries of which self_node_id is not one of the `replicas` owners in ring
+ * (all of them when self is not on the ring): entries that reached this
+ * shard through a stale ring, to be sent to their owners before
+ * pc_dir_shard_prune_unowned() drops them. Walks as collect_moved (cursor,
+ * PC_DIR_SCAN_CHUNK slots a call). Control lcore. Returns the number
+ * copied, or -EINVAL (NULL or bad arguments, replicas 0).
+ */
+int pc_dir_shard_collect_unowned(struct pc_dir_shard *s, const struct pc_ring *ring,
+				 const char *self_node_id, unsigned int replicas, uint64_t *cursor,
+				 struct pc_dir_record *out, unsigned int max);
+
+/*
  * One chunk of the clean-up after hand-over: remove the entries of which
  * self_node_id is not one of the `replicas` owners in ring, looking at most at
  * PC_DIR_SCAN_CHUNK slots from *cursor (0 to begin; PC_DIR_CURSOR_END when

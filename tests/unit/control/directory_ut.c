@@ -1407,7 +1407,92 @@ static const struct pc_ut_test g_shard_tests[] = {
 	{NULL, NULL},
 };
 
+/* The hand-off sweep picks exactly the entries self does not own, in chunks, once each. */
+static void
+test_collect_unowned(void)
+{
+	enum { N = 3000 };
+	struct pc_ring *ring = pc_ring_build(g_ids4, 4, RESHARD_VNODE);
+	struct pc_dir_shard *s = pc_dir_shard_create(N);
+	static struct pc_dir_record rec[64];
+	static unsigned char seen[N];
+	uint64_t cursor = 0;
+	unsigned int want = 0;
+	unsigned int got = 0;
+	unsigned int calls = 0;
+	char key[64];
+	int bad = 0;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ring);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	for (int d = 0; d < N; d++) {
+		struct pc_dir_loc l = data_loc(d);
+		int len = keyname(key, sizeof(key), d);
+		unsigned int o[2];
+		unsigned int n = pc_ring_owners(ring, pc_ring_hash(key, (size_t)len), 2, o);
+		bool mine = false;
+
+		CU_ASSERT_EQUAL_FATAL(pc_dir_shard_put(s, key, (size_t)len, &l), 0);
+		for (unsigned int i = 0; i < n; i++) {
+			mine |= strcmp(pc_ring_node_id(ring, o[i]), g_ids4[1]) == 0;
+		}
+		want += !mine;
+	}
+	while (cursor != PC_DIR_CURSOR_END) {
+		int n = pc_dir_shard_collect_unowned(s, ring, g_ids4[1], 2, &cursor, rec, 64);
+
+		CU_ASSERT_FATAL(n >= 0);
+		calls++;
+		for (int i = 0; i < n; i++) {
+			unsigned int o[2];
+			unsigned int no = pc_ring_owners(ring, rec[i].key_hash, 2, o);
+			int d;
+
+			for (unsigned int k = 0; k < no; k++) {
+				bad += strcmp(pc_ring_node_id(ring, o[k]), g_ids4[1]) == 0;
+			}
+			CU_ASSERT_EQUAL_FATAL(
+				sscanf((const char *)rec[i].key, "model-x/tp0/key-%d", &d), 1);
+			bad += rec[i].n_locs != 1 || rec[i].locs[0].offset != (uint64_t)d * 4096;
+			seen[d]++;
+		}
+		got += (unsigned int)n;
+	}
+	CU_ASSERT_EQUAL(bad, 0);
+	CU_ASSERT_EQUAL(got, want);
+	CU_ASSERT(want > N / 3 && want < N);
+	CU_ASSERT(calls > 1);
+	for (int d = 0; d < N; d++) {
+		bad += seen[d] > 1;
+	}
+	CU_ASSERT_EQUAL(bad, 0);
+	/* Not on the ring: everything is someone else's. */
+	{
+		static const char *const others[] = {"node-y", "node-z"};
+		struct pc_ring *theirs = pc_ring_build(others, 2, RESHARD_VNODE);
+		unsigned int all = 0;
+
+		CU_ASSERT_PTR_NOT_NULL_FATAL(theirs);
+		for (cursor = 0; cursor != PC_DIR_CURSOR_END;) {
+			int n = pc_dir_shard_collect_unowned(s, theirs, g_ids4[1], 2, &cursor, rec,
+							     64);
+
+			CU_ASSERT_FATAL(n >= 0);
+			all += (unsigned int)n;
+		}
+		CU_ASSERT_EQUAL(all, N);
+		pc_ring_free(theirs);
+	}
+	CU_ASSERT_EQUAL(pc_dir_shard_collect_unowned(s, ring, g_ids4[1], 0, &cursor, rec, 64),
+			-EINVAL);
+	CU_ASSERT_EQUAL(pc_dir_shard_collect_unowned(s, ring, "bad id!", 2, &cursor, rec, 64),
+			-EINVAL);
+	pc_dir_shard_free(s);
+	pc_ring_free(ring);
+}
+
 static const struct pc_ut_test g_reshard_tests[] = {
+	{"collect_unowned: the hand-off sweep", test_collect_unowned},
 	{"join 4 -> 5: collect, hand over, prune", test_reshard_join},
 	{"chunked cursors see everything once", test_cursor_exactly_once},
 	{NULL, NULL},
