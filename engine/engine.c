@@ -14,8 +14,11 @@
 #include "admin.h"
 #include "cluster.h"
 #include "dirq.h"
+#include "rdma.h"
+#include "tcp.h"
 #include "engine.h"
 #include "lcore.h"
+#include "pc_common.h"
 #include "pc_log.h"
 #include "session.h"
 #include "store.h"
@@ -59,7 +62,11 @@ struct pc_engine {
 	struct pc_sessions *sessions;
 	struct pc_cluster *cluster;
 	struct pc_admin *admin;
-	struct pc_dirq *dirq;      /* workers' directory lookups (the data plane's remote GETs) */
+	struct pc_dirq *dirq; /* workers' directory lookups (the data plane's remote GETs) */
+	const struct pc_xport_ops *xops;
+	struct pc_xport **xports; /* one per worker (index = its cache index) */
+	unsigned int n_xports;
+	uint16_t data_port;
 	struct dirpub_buf *dirpub; /* per cache index */
 	unsigned int n_dirpub;
 	unsigned int control_ci;
@@ -326,6 +333,101 @@ dirpub_poll(void *arg, uint64_t now_tsc)
 	return 1;
 }
 
+/* A worker's share of the data plane: serve the pages others read from this node. */
+static int
+xport_poll(void *arg, uint64_t now_tsc)
+{
+	struct pc_engine *e = arg;
+	struct pc_lcore *self = pc_runtime_lcore(e->rt, rte_lcore_id());
+	struct pc_xport_cqe cqe[32];
+	int work = 0;
+
+	(void)now_tsc;
+	for (unsigned int i = 0; i < e->n_xports; i++) {
+		/* Each xport is polled by the worker it belongs to only. */
+		if (pc_runtime_worker(e->rt, i) == self) {
+			/* No reads are posted yet (the remote GET is the next step): serving only.
+			 */
+			work += e->xops->poll(e->xports[i], mono_ns(), cqe, PC_ARRAY_SIZE(cqe));
+		}
+	}
+	return work;
+}
+
+/*
+ * The data plane: one transport per worker lcore on the data port
+ * (rdma_bind_host:rdma_port; tcp listeners share it through SO_REUSEPORT).
+ * protocol = "rdma" needs a usable device; without one the engine says so
+ * and serves over tcp, as the seed promises.
+ */
+static int
+create_data_plane(struct pc_engine *e)
+{
+	const struct pc_config *cfg = e->cfg;
+	unsigned int nworkers = pc_runtime_worker_count(e->rt);
+	struct pc_xport_opts o = {
+		.store = e->store,
+		.seg_base = pc_store_segment_base(e->store),
+		.seg_size = pc_store_segment_size(e->store),
+		.bind_host = cfg->rdma_bind_host,
+		.port = (uint16_t)cfg->rdma_port,
+		.secret = (const uint8_t *)cfg->cluster_secret,
+		.secret_len = strlen(cfg->cluster_secret),
+		.max_channels_per_peer = (unsigned int)cfg->max_channels_per_peer,
+		.op_timeout_ns = (uint64_t)(cfg->request_timeout * 1e9),
+	};
+
+	e->xops = &pc_xport_tcp;
+	if (cfg->protocol == PC_PROTO_RDMA) {
+		char why[256];
+
+		if (pc_rdma_probe(cfg->device_name, cfg->ib_port, why, sizeof(why)) != 0) {
+			PC_LOG(WARNING, engine, "protocol rdma: %s; falling back to tcp", why);
+		} else {
+			PC_LOG(WARNING, engine,
+			       "protocol rdma: a device is usable, but the rdma handshake is not "
+			       "wired into the engine yet; serving over tcp");
+		}
+	}
+	e->xports = rte_zmalloc(NULL, nworkers * sizeof(*e->xports), 0);
+	if (e->xports == NULL) {
+		return -ENOMEM;
+	}
+	for (unsigned int i = 0; i < nworkers; i++) {
+		o.ci = i;
+		e->xports[i] = e->xops->create(&o);
+		if (e->xports[i] == NULL) {
+			int rc = -errno;
+
+			PC_LOG(ERR, engine, "data plane: rdma_bind_host %s, rdma_port %u: %s",
+			       cfg->rdma_bind_host, o.port, strerror(-rc));
+			return rc;
+		}
+		e->n_xports++;
+		/* Port 0 was ephemeral: the others share the first one's. */
+		o.port = e->xops->port(e->xports[i]);
+		if (pc_lcore_poller_register(pc_runtime_worker(e->rt, i), "data", xport_poll, e) ==
+		    NULL) {
+			return -ENOMEM;
+		}
+	}
+	e->data_port = o.port;
+	PC_LOG(INFO, engine, "data plane: %s on %s port %u, %u lcore(s)", e->xops->name,
+	       cfg->rdma_bind_host, e->data_port, nworkers);
+	return 0;
+}
+
+static void
+destroy_data_plane(struct pc_engine *e)
+{
+	for (unsigned int i = 0; i < e->n_xports; i++) {
+		e->xops->destroy(e->xports[i]);
+	}
+	e->n_xports = 0;
+	rte_free(e->xports);
+	e->xports = NULL;
+}
+
 static enum pc_disc_role
 disc_role(enum pc_role role)
 {
@@ -347,6 +449,7 @@ create_cluster(struct pc_engine *e)
 	struct pc_cluster_opts o = {
 		.role = disc_role(e->cfg->role),
 		.pool_capacity = e->store != NULL ? pc_store_segment_size(e->store) : 0,
+		.data_port = e->data_port,
 	};
 	e->cluster = pc_cluster_create(e->cfg, &o, mono_ns());
 	if (e->cluster == NULL) {
@@ -445,7 +548,7 @@ pc_engine_create(const struct pc_config *cfg)
 	if (e->ready_poller == NULL) {
 		goto err_destroy_runtime;
 	}
-	if (cfg->role != PC_ROLE_META && create_store(e) != 0) {
+	if (cfg->role != PC_ROLE_META && (create_store(e) != 0 || create_data_plane(e) != 0)) {
 		goto err_destroy_runtime;
 	}
 	e->sessions = pc_sessions_create(cfg, e->rt, e->store);
@@ -480,6 +583,7 @@ err_destroy_runtime:
 	pc_sessions_destroy(e->sessions);
 	pc_dirq_destroy(e->dirq);
 	pc_cluster_destroy(e->cluster);
+	destroy_data_plane(e);
 	pc_store_destroy(e->store);
 	rte_free(e->dirpub);
 	/* The runtime frees the pollers and timer heap registered on its lcores. */
@@ -519,6 +623,8 @@ pc_engine_destroy(struct pc_engine *e)
 		free(e->dirpub[ci].msg);
 	}
 	rte_free(e->dirpub);
+	/* It unpins what it was serving: before the store goes. */
+	destroy_data_plane(e);
 	if (e->store_reader) {
 		pc_store_reader_unregister(e->store, e->control_ci);
 	}

@@ -417,6 +417,14 @@ class Membership(ClusterTest):
             self.assertEqual(me["host"], n.host)
             self.assertEqual(me["incarnation"], inc[n.node_id])
             self.assertGreater(me["control_port"], 0)
+        # Every member advertises a data endpoint on its own address, and it accepts.
+        for m in nodes[0].members()["members"]:
+            data = m.get("data")
+            self.assertTrue(data, m)
+            host, port = data.rsplit(":", 1)
+            self.assertEqual(host, m["host"], m)
+            with socket.create_connection((host, int(port)), timeout=5):
+                pass
 
         # The ring: same node ids everywhere, shares summing to 100%.
         def rings_settled():

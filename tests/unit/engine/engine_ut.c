@@ -62,7 +62,10 @@ test_run_until_signal(void)
 	CU_ASSERT_PTR_NOT_NULL(e->cluster_poller);
 	CU_ASSERT_PTR_NOT_NULL(e->dirq);
 	CU_ASSERT_EQUAL(e->control->n_pollers, 6);
-	CU_ASSERT_EQUAL(pc_runtime_worker(e->rt, 0)->n_pollers, 2); /* sessions, batches */
+	/* sessions, batches, the data plane */
+	CU_ASSERT_EQUAL(pc_runtime_worker(e->rt, 0)->n_pollers, 3);
+	CU_ASSERT_EQUAL(e->n_xports, 1);
+	CU_ASSERT_NOT_EQUAL(e->data_port, 0);
 	CU_ASSERT_TRUE(pc_timer_armed(&e->usage_timer));
 	pc_lcore_get_stats(pc_runtime_worker(e->rt, 0), &st);
 	CU_ASSERT(st.passes > 0);
@@ -86,6 +89,7 @@ test_meta_role(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(e);
 	CU_ASSERT_PTR_NULL(e->store);
 	CU_ASSERT_PTR_NULL(e->dirpub);
+	CU_ASSERT_EQUAL(e->n_xports, 0); /* no pool to serve */
 	CU_ASSERT_PTR_NOT_NULL(e->cluster);
 	CU_ASSERT_FALSE(pc_timer_armed(&e->usage_timer));
 	CU_ASSERT_EQUAL_FATAL(pthread_create(&thread, NULL, stop_when_running, e), 0);
