@@ -389,7 +389,7 @@ create_data_plane(struct pc_engine *e)
 			       "wired into the engine yet; serving over tcp");
 		}
 	}
-	e->xports = rte_zmalloc(NULL, nworkers * sizeof(*e->xports), 0);
+	e->xports = rte_zmalloc(NULL, nworkers * sizeof(struct pc_xport *), 0);
 	if (e->xports == NULL) {
 		return -ENOMEM;
 	}
