@@ -62,8 +62,9 @@ struct meta_peer {
 };
 
 enum pub_kind {
-	PUB_PUT,
-	PUB_DEL,
+	PUB_PUT,    /* this node's page: DIR_PUT */
+	PUB_DEL,    /* this node's location, any generation: DIR_DELETE_LOC */
+	PUB_REPAIR, /* node_id's location of that generation, a reader found stale: the same */
 };
 
 struct pub_entry {
@@ -71,7 +72,9 @@ struct pub_entry {
 	uint16_t key_len;
 	uint32_t length;
 	uint64_t offset;
-	uint64_t generation;
+	uint64_t generation;  /* PUB_DEL: 0 (any) */
+	uint64_t incarnation; /* PUB_REPAIR only: the others are this node's, when sent */
+	char node_id[PC_DIR_NODE_ID_MAX];
 	uint8_t key[PC_DIR_KEY_MAX];
 };
 
@@ -818,7 +821,8 @@ on_dir_request(struct pc_cluster *c, struct pc_rpc_conn *conn, const struct pc_f
 		for (unsigned int i = 0; i < n; i++) {
 			c->status[i] = pc_dir_shard_delete_loc(
 				c->shard, c->dlocs[i].key.bytes, c->dlocs[i].key.len,
-				c->dlocs[i].node_id, c->dlocs[i].incarnation);
+				c->dlocs[i].node_id, c->dlocs[i].incarnation,
+				c->dlocs[i].generation);
 		}
 		len = pc_frame_enc_dir_status(c->tx, sizeof(c->tx), c->status, n);
 		break;
@@ -966,12 +970,32 @@ routed_to(const struct routing *rt, unsigned int i, unsigned int node)
 	return false;
 }
 
+/* The frame a queued entry goes in: runs of one frame type are sent together. */
+static uint8_t
+pub_frame(enum pub_kind kind)
+{
+	return kind == PUB_PUT ? PC_FRAME_DIR_PUT : PC_FRAME_DIR_DELETE_LOC;
+}
+
+/* The DIR_DELETE_LOC entry of a PUB_DEL or PUB_REPAIR. */
+static void
+pub_delete_loc(const struct pc_cluster *c, const struct pub_entry *e, struct pc_frame_delete_loc *d)
+{
+	bool own = e->kind == PUB_DEL;
+
+	d->key.len = e->key_len;
+	memcpy(d->key.bytes, e->key, e->key_len);
+	snprintf(d->node_id, sizeof(d->node_id), "%s", own ? c->self.node_id : e->node_id);
+	d->incarnation = own ? c->self.incarnation : e->incarnation;
+	d->generation = own ? PC_DIR_GENERATION_ANY : e->generation;
+}
+
 /*
- * Send the first `n` queued entries (all of one kind) to their owners: one
- * frame per owner, the local shard directly.
+ * Send the first `n` queued entries (all of one frame type) to their
+ * owners: one frame per owner, the local shard directly.
  */
 static void
-flush_chunk(struct pc_cluster *c, unsigned int n, enum pub_kind kind)
+flush_chunk(struct pc_cluster *c, unsigned int n, uint8_t type)
 {
 	const struct ring_ref *rr = c->ring;
 	struct routing rt;
@@ -993,7 +1017,7 @@ flush_chunk(struct pc_cluster *c, unsigned int n, enum pub_kind kind)
 			if (!routed_to(&rt, i, node)) {
 				continue;
 			}
-			if (kind == PUB_PUT) {
+			if (type == PC_FRAME_DIR_PUT) {
 				struct pc_dir_loc loc;
 
 				self_loc(c, e, &loc);
@@ -1005,15 +1029,13 @@ flush_chunk(struct pc_cluster *c, unsigned int n, enum pub_kind kind)
 					c->st.publish_failed++;
 				}
 			} else {
-				c->dlocs[m].key.len = e->key_len;
-				memcpy(c->dlocs[m].key.bytes, e->key, e->key_len);
-				snprintf(c->dlocs[m].node_id, sizeof(c->dlocs[m].node_id), "%s",
-					 c->self.node_id);
-				c->dlocs[m].incarnation = c->self.incarnation;
+				const struct pc_frame_delete_loc *dl = &c->dlocs[m];
+
+				pub_delete_loc(c, e, &c->dlocs[m]);
 				if ((int)node == rr->self) {
 					pc_dir_shard_delete_loc(c->shard, e->key, e->key_len,
-								c->self.node_id,
-								c->self.incarnation);
+								dl->node_id, dl->incarnation,
+								dl->generation);
 				}
 			}
 			m++;
@@ -1022,10 +1044,10 @@ flush_chunk(struct pc_cluster *c, unsigned int n, enum pub_kind kind)
 			continue;
 		}
 		if (rr->peers[node] == NULL) {
-			c->st.publish_failed += kind == PUB_PUT ? m : 0;
+			c->st.publish_failed += type == PC_FRAME_DIR_PUT ? m : 0;
 			continue;
 		}
-		if (kind == PUB_PUT) {
+		if (type == PC_FRAME_DIR_PUT) {
 			dir_send(c, rr->peers[node], PC_FRAME_DIR_PUT,
 				 pc_frame_enc_dir_put(c->tx, sizeof(c->tx), c->puts, m), m, false);
 		} else {
@@ -1053,23 +1075,25 @@ publish_poll(struct pc_cluster *c)
 		return 0;
 	}
 	while (c->pub_len > 0 && c->dir_inflight < PUB_INFLIGHT_MAX) {
-		enum pub_kind kind = c->pubq[c->pub_head].kind;
+		uint8_t type = pub_frame((enum pub_kind)c->pubq[c->pub_head].kind);
 		unsigned int n = 0;
 
-		/* A run of one kind, in order: a put and a later delete of a key never swap. */
+		/* A run of one frame, in order: a put and a later delete of a key never swap. */
 		while (n < c->pub_len && n < PC_FRAME_BATCH_MAX &&
-		       c->pubq[(c->pub_head + n) % PUB_QUEUE_LEN].kind == kind) {
+		       pub_frame((enum pub_kind)c->pubq[(c->pub_head + n) % PUB_QUEUE_LEN].kind) ==
+			       type) {
 			n++;
 		}
-		flush_chunk(c, n, kind);
+		flush_chunk(c, n, type);
 		work++;
 	}
 	return work;
 }
 
+/* p: a PUB_PUT's page; loc: a PUB_REPAIR's location. */
 static unsigned int
 enqueue(struct pc_cluster *c, enum pub_kind kind, const void *key, uint32_t key_len,
-	const struct pc_cluster_pub *p)
+	const struct pc_cluster_pub *p, const struct pc_dir_loc *loc)
 {
 	struct pub_entry *e;
 
@@ -1086,7 +1110,9 @@ enqueue(struct pc_cluster *c, enum pub_kind kind, const void *key, uint32_t key_
 	memcpy(e->key, key, key_len);
 	e->length = p != NULL ? p->length : 0;
 	e->offset = p != NULL ? p->offset : 0;
-	e->generation = p != NULL ? p->generation : 0;
+	e->generation = p != NULL ? p->generation : loc != NULL ? loc->generation : 0;
+	e->incarnation = loc != NULL ? loc->incarnation : 0;
+	snprintf(e->node_id, sizeof(e->node_id), "%s", loc != NULL ? loc->node_id : "");
 	return 1;
 }
 
@@ -1114,14 +1140,19 @@ republish_recent(struct pc_cluster *c, const struct pc_ring *old_ring,
 					   .length = e->length,
 					   .offset = e->offset,
 					   .generation = e->generation};
+		struct pc_dir_loc loc = {.incarnation = e->incarnation,
+					 .generation = e->generation};
 
 		if (c->now_ns - c->recent_ns[at] > window ||
 		    !pc_ring_owners_changed(old_ring, new_ring, pc_ring_hash(e->key, e->key_len),
 					    c->replicas)) {
 			continue;
 		}
+		snprintf(loc.node_id, sizeof(loc.node_id), "%s", e->node_id);
 		c->st.recent_republished +=
-			enqueue(c, (enum pub_kind)e->kind, e->key, e->key_len, &p);
+			e->kind == PUB_PUT ? enqueue(c, PUB_PUT, e->key, e->key_len, &p, NULL)
+					   : enqueue(c, (enum pub_kind)e->kind, e->key, e->key_len,
+						     NULL, &loc);
 	}
 }
 
@@ -1134,7 +1165,7 @@ pc_cluster_publish(struct pc_cluster *c, const struct pc_cluster_pub *p, unsigne
 		if (p[i].length == 0) {
 			continue;
 		}
-		queued += enqueue(c, PUB_PUT, p[i].key, p[i].key_len, &p[i]);
+		queued += enqueue(c, PUB_PUT, p[i].key, p[i].key_len, &p[i], NULL);
 	}
 	c->st.published += queued;
 	return queued;
@@ -1158,7 +1189,7 @@ pc_cluster_unpublish(struct pc_cluster *c, const struct pc_dir_key *keys, unsign
 	unsigned int queued = 0;
 
 	for (unsigned int i = 0; i < n; i++) {
-		queued += enqueue(c, PUB_DEL, keys[i].bytes, keys[i].len, NULL);
+		queued += enqueue(c, PUB_DEL, keys[i].bytes, keys[i].len, NULL, NULL);
 	}
 	c->st.unpublished += queued;
 	return queued;
@@ -1331,6 +1362,30 @@ op_key_final(struct lookup_op *op, unsigned int i, int status)
 	}
 }
 
+/* Fill in where each location's node serves its pages, as the member table says now. */
+static void
+op_endpoints(struct lookup_op *op)
+{
+	struct pc_disc_member m = {0};
+	bool have = false;
+
+	for (unsigned int i = 0; i < op->n; i++) {
+		struct pc_cluster_lookup_result *r = &op->res[i];
+
+		for (unsigned int j = 0; j < r->n_locs && j < PC_DIR_LOCS_MAX; j++) {
+			const struct pc_dir_loc *l = &r->locs[j];
+
+			r->data[j] = (struct pc_disc_endpoint){0};
+			if (!have || strcmp(m.node_id, l->node_id) != 0) {
+				have = pc_disc_node_member(op->c->node, l->node_id, &m) == 0;
+			}
+			if (have && m.incarnation == l->incarnation) {
+				r->data[j] = m.data;
+			}
+		}
+	}
+}
+
 static void
 op_finish(struct lookup_op *op, int rest)
 {
@@ -1340,6 +1395,7 @@ op_finish(struct lookup_op *op, int rest)
 	for (unsigned int i = 0; i < op->n; i++) {
 		op_key_final(op, i, rest);
 	}
+	op_endpoints(op);
 	op->finished = true;
 	op->cb(op->arg, op->res, op->n);
 }
@@ -1676,6 +1732,40 @@ void
 pc_cluster_lookup_miss(struct pc_cluster *c, const void *key, uint32_t key_len)
 {
 	pc_dir_cache_invalidate(c->cache, key, key_len);
+}
+
+/* Whether a DIR_DELETE_LOC can carry this repair: checked by the encoder that will. */
+static bool
+repair_encodes(const void *key, uint32_t key_len, const struct pc_dir_loc *loc)
+{
+	struct pc_frame_delete_loc d = {.incarnation = loc->incarnation,
+					.generation = loc->generation};
+	uint8_t buf[4 + PC_FRAME_DELLOC_WIRE_MAX];
+
+	if (key == NULL || key_len == 0 || key_len > PC_FRAME_KEY_MAX ||
+	    memchr(loc->node_id, '\0', sizeof(loc->node_id)) == NULL) {
+		return false;
+	}
+	d.key.len = (uint16_t)key_len;
+	memcpy(d.key.bytes, key, key_len);
+	snprintf(d.node_id, sizeof(d.node_id), "%s", loc->node_id);
+	return pc_frame_enc_dir_delete_loc(buf, sizeof(buf), &d, 1) > 0;
+}
+
+void
+pc_cluster_stale_loc(struct pc_cluster *c, const void *key, uint32_t key_len,
+		     const struct pc_dir_loc *loc)
+{
+	pc_cluster_lookup_miss(c, key, key_len);
+	/*
+	 * Generation 0 would mean any generation: a repair that could take the
+	 * node's newer location of the key. A bad entry would fail its whole frame.
+	 */
+	if (loc == NULL || loc->generation == PC_DIR_GENERATION_ANY ||
+	    !repair_encodes(key, key_len, loc)) {
+		return;
+	}
+	c->st.stale_repairs += enqueue(c, PUB_REPAIR, key, key_len, NULL, loc);
 }
 
 /* ------------------------------------------------------------------ setup */

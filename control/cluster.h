@@ -24,7 +24,9 @@
  *     owner fails, misses its deadline, or (while a re-shard may still be
  *     moving entries) does not have the key. After a ring change every node
  *     re-publishes, in bounded chunks, the entries of its shard whose owner
- *     set changed, then drops the ones it no longer owns.
+ *     set changed, then drops the ones it no longer owns. A reader that
+ *     finds a location's page gone sends the owners a conditional
+ *     DIR_DELETE_LOC naming that generation (pc_cluster_stale_loc()).
  *
  * Threads: everything here runs on the control lcore (the thread of the
  * first pc_cluster_poll()). Worker lcores reach it by message to that lcore
@@ -109,7 +111,10 @@ unsigned int pc_cluster_publish_room(const struct pc_cluster *c);
  */
 uint64_t pc_cluster_rejoins(const struct pc_cluster *c);
 
-/* Queue the removal of this node's location of each key (DIR_DELETE_LOC). Control lcore. */
+/*
+ * Queue the removal of this node's location of each key, whatever its
+ * generation (DIR_DELETE_LOC, generation 0). Control lcore.
+ */
 unsigned int pc_cluster_unpublish(struct pc_cluster *c, const struct pc_dir_key *keys,
 				  unsigned int n);
 
@@ -123,6 +128,12 @@ struct pc_cluster_lookup_result {
 	bool cached;                    /* answered from the read cache */
 	char owner[PC_DIR_NODE_ID_MAX]; /* the owner that answered last ("" for the cache, none) */
 	struct pc_dir_loc locs[PC_DIR_LOCS_MAX];
+	/*
+	 * locs[j]'s data endpoint from the member table when the lookup
+	 * finished; port 0 when that node incarnation is not a member now
+	 * (it left, died or restarted: the location is dead).
+	 */
+	struct pc_disc_endpoint data[PC_DIR_LOCS_MAX];
 };
 
 /* res[i] is keys[i]'s result; valid during the call only. */
@@ -143,6 +154,24 @@ int pc_cluster_lookup(struct pc_cluster *c, const struct pc_dir_key *keys, unsig
 
 /* A read through a cached location found nothing there: forget it. Control lcore. */
 void pc_cluster_lookup_miss(struct pc_cluster *c, const void *key, uint32_t key_len);
+
+/*
+ * A read of the key's page at loc (as a lookup gave it) found no page of
+ * loc->generation there: the slot was evicted or reused, and the owner's
+ * own DIR_DELETE_LOC may have been lost. Forget the cached locations of the
+ * key (pc_cluster_lookup_miss()) and queue, through the publish queue, a
+ * DIR_DELETE_LOC {key, loc->node_id, loc->incarnation, loc->generation} to
+ * every owner of the key (the local shard directly): each removes that
+ * location only if it still has exactly that incarnation and generation,
+ * so a location the node put since (another slot or generation) and other
+ * nodes' locations stay. Counted in stale_repairs; a full queue counts in
+ * publish_dropped (the location stays until its node's next delete or
+ * departure). Nothing is queued for loc NULL, a generation of 0 (it would
+ * mean any generation), a bad node id or key, or a meta-only engine.
+ * Control lcore.
+ */
+void pc_cluster_stale_loc(struct pc_cluster *c, const void *key, uint32_t key_len,
+			  const struct pc_dir_loc *loc);
 
 /* ---- inspection (peercache-ctl) ---- */
 
@@ -179,7 +208,8 @@ struct pc_cluster_stats {
 	uint64_t publish_dropped;    /* queue full */
 	uint64_t publish_failed;     /* DIR_PUT entries an owner refused or never got */
 	uint64_t unpublished;
-	uint64_t lookups; /* keys looked up */
+	uint64_t stale_repairs; /* stale locations queued for removal (pc_cluster_stale_loc()) */
+	uint64_t lookups;       /* keys looked up */
 	uint64_t lookup_hits;
 	uint64_t lookup_fallbacks; /* keys sent on to a next replica */
 	uint64_t lookup_failed;    /* keys with no owner answering */

@@ -700,7 +700,7 @@ pc_dir_shard_delete(struct pc_dir_shard *s, const void *key, size_t key_len)
 
 int
 pc_dir_shard_delete_loc(struct pc_dir_shard *s, const void *key, size_t key_len,
-			const char *node_id, uint64_t incarnation)
+			const char *node_id, uint64_t incarnation, uint64_t generation)
 {
 	struct dir_entry *e;
 	uint32_t e_idx;
@@ -725,6 +725,12 @@ pc_dir_shard_delete_loc(struct pc_dir_shard *s, const void *key, size_t key_len,
 		/* A late delete from an earlier life must not remove the new one. */
 		if (e->locs[slot].incarnation > incarnation) {
 			return -ESTALE;
+		}
+		/* A reader's repair names the page it missed: the node's newer one stays. */
+		if (generation != PC_DIR_GENERATION_ANY &&
+		    (e->locs[slot].incarnation != incarnation ||
+		     e->locs[slot].generation != generation)) {
+			return -ENOENT;
 		}
 		loc_unlink(s, e_idx, slot);
 		if (e->used == 0) {

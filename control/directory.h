@@ -14,7 +14,9 @@
  * from an older one with -ESTALE, so a restarted or paused node's late
  * messages cannot resurrect dead locations. Lookups also skip a location
  * whose incarnation is below its node's fence (superseded by a restart, not
- * yet dropped).
+ * yet dropped). A location can also be removed on condition of its
+ * generation (a reader found that page gone), which never removes the
+ * node's newer location of the key.
  *
  * Tables are sized once at create from max_entries: no allocation after
  * that, and a put into a full shard fails with -ENOSPC (counted) instead of
@@ -180,15 +182,24 @@ unsigned int pc_dir_shard_exists_batch(struct pc_dir_shard *shard, const struct 
  */
 int pc_dir_shard_delete(struct pc_dir_shard *shard, const void *key, size_t key_len);
 
+/* pc_dir_shard_delete_loc(): node_id's location of the key, whatever its generation. */
+#define PC_DIR_GENERATION_ANY 0
+
 /*
- * Remove node_id's location of the key if its incarnation is `incarnation`
- * or older; other nodes' locations are never touched. The key goes when its
- * last location does. Control lcore.
- * Returns 0, or -ENOENT (no such key, or no location of that node),
- * -ESTALE (the node's location is from a newer incarnation: kept), -EINVAL.
+ * Remove node_id's location of the key; other nodes' locations are never
+ * touched. With generation PC_DIR_GENERATION_ANY (the node dropping its own
+ * copy) the location goes if its incarnation is `incarnation` or older.
+ * With any other generation (a reader found that page gone from its slot)
+ * it goes only if its incarnation is `incarnation` and its generation is
+ * `generation`: a location the node put since, at another slot or
+ * generation, stays. The key goes when its last location does. Control
+ * lcore; O(1) average.
+ * Returns 0, or -ENOENT (no such key, no location of that node, or, with a
+ * generation, one of another incarnation or generation: kept), -ESTALE (the
+ * node's location is from a newer incarnation: kept), -EINVAL.
  */
 int pc_dir_shard_delete_loc(struct pc_dir_shard *shard, const void *key, size_t key_len,
-			    const char *node_id, uint64_t incarnation);
+			    const char *node_id, uint64_t incarnation, uint64_t generation);
 
 /*
  * Remove every location of node_id whose incarnation is below

@@ -770,6 +770,7 @@ pc_frame_enc_dir_delete_loc(void *buf, size_t cap, const struct pc_frame_delete_
 			wr_key(&w, &e[i].key);
 			wr_node_id(&w, e[i].node_id);
 			wr_u64(&w, e[i].incarnation);
+			wr_u64(&w, e[i].generation);
 		}
 	}
 	return wr_finish(&w);
@@ -785,7 +786,7 @@ pc_frame_dec_dir_delete_loc(const void *body, size_t len, struct pc_frame_delete
 
 	for (unsigned int i = 0; ok && i < *n; i++) {
 		ok = rd_key(&r, &e[i].key) && rd_node_id(&r, e[i].node_id) &&
-		     rd_u64(&r, &e[i].incarnation);
+		     rd_u64(&r, &e[i].incarnation) && rd_u64(&r, &e[i].generation);
 	}
 	return rd_finish(&r, ok);
 }

@@ -49,7 +49,7 @@ enum pc_frame_type {
 	PC_FRAME_DIR_LOOKUP = 6,     /* keys; reply: per key up to 4 locations */
 	PC_FRAME_DIR_EXISTS = 7,     /* keys; reply: per key present or not */
 	PC_FRAME_DIR_DELETE = 8,     /* keys; reply: per-key status */
-	PC_FRAME_DIR_DELETE_LOC = 9, /* {key, node id, incarnation}: only that node's locations */
+	PC_FRAME_DIR_DELETE_LOC = 9, /* {key, node id, incarnation, generation}: that node's only */
 	PC_FRAME_DEREGISTER = 10,    /* a node leaving: the heartbeat body; reply empty */
 	PC_FRAME_TYPE__MAX
 };
@@ -105,7 +105,8 @@ const char *pc_frame_type_name(uint8_t type);
  *   DIR_EXISTS    count, key                      count, present u8
  *   DIR_DELETE    count, key                      count, status i32
  *   DIR_DELETE_LOC count, {key, node_id,          count, status i32
- *                  incarnation u64}
+ *                  incarnation u64,
+ *                  generation u64}
  *   DEREGISTER    as HEARTBEAT                    empty
  *   any reply with PC_FRAME_F_ERROR: status i32, message
  *
@@ -164,8 +165,8 @@ const char *pc_frame_type_name(uint8_t type);
 #define PC_FRAME_KEY_WIRE_MAX PC_FRAME_STR_WIRE(PC_FRAME_KEY_MAX)
 #define PC_FRAME_KEY_WIRE_MIN 3u
 #define PC_FRAME_DELLOC_WIRE_MAX                                                                   \
-	(PC_FRAME_KEY_WIRE_MAX + PC_FRAME_STR_WIRE(PC_FRAME_NODE_ID_MAX) + 8u)
-#define PC_FRAME_DELLOC_WIRE_MIN (PC_FRAME_KEY_WIRE_MIN + 3u + 8u)
+	(PC_FRAME_KEY_WIRE_MAX + PC_FRAME_STR_WIRE(PC_FRAME_NODE_ID_MAX) + 8u + 8u)
+#define PC_FRAME_DELLOC_WIRE_MIN (PC_FRAME_KEY_WIRE_MIN + 3u + 8u + 8u)
 #define PC_FRAME_LOOKUP_WIRE_MAX (4u + 1u + PC_FRAME_LOCS_MAX * PC_FRAME_LOC_WIRE_MAX)
 #define PC_FRAME_LOOKUP_WIRE_MIN (4u + 1u)
 
@@ -246,11 +247,17 @@ struct pc_frame_lookup {
 	struct pc_frame_location loc[PC_FRAME_LOCS_MAX];
 };
 
-/* A DIR_DELETE_LOC entry: drop the key's locations on that node incarnation. */
+/*
+ * A DIR_DELETE_LOC entry: drop the key's location on that node incarnation.
+ * generation 0 drops it whatever its generation (the node unpublishing its
+ * own page); any other value only when the location has that generation (a
+ * reader found the page gone: a newer location of the key stays).
+ */
 struct pc_frame_delete_loc {
 	struct pc_frame_key key;
 	char node_id[PC_FRAME_NODE_ID_MAX + 1];
 	uint64_t incarnation;
+	uint64_t generation; /* 0 = any */
 };
 
 /* The body of a reply with PC_FRAME_F_ERROR. */

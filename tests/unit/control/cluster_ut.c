@@ -259,9 +259,9 @@ make_keys(const char *tag)
 	}
 }
 
-/* Node `from` publishes every key, page k at offset 4096 * k, generation k + 1. */
+/* Node `from` publishes every key, page k at offset off0 + 4096 * k, generation gen0 + k. */
 static void
-publish_all(int from)
+publish_at(int from, uint64_t off0, uint64_t gen0)
 {
 	static struct pc_cluster_pub p[N_KEYS];
 
@@ -269,22 +269,26 @@ publish_all(int from)
 		p[k] = (struct pc_cluster_pub){.key = g_keys[k].bytes,
 					       .key_len = g_keys[k].len,
 					       .length = 1000 + (uint32_t)k,
-					       .offset = 4096ull * (uint64_t)k,
-					       .generation = (uint64_t)k + 1};
+					       .offset = off0 + 4096ull * (uint64_t)k,
+					       .generation = gen0 + (uint64_t)k};
 	}
 	CU_ASSERT_EQUAL(pc_cluster_publish(g_nodes[from].c, p, N_KEYS), N_KEYS);
 	pump(100);
 }
 
-/* Look every key up through node `via`; returns how many came back with `from`'s exact location. */
-static unsigned int
-lookup_all(int via, int from, struct lk *l)
+/* Node `from` publishes every key, page k at offset 4096 * k, generation k + 1. */
+static void
+publish_all(int from)
+{
+	publish_at(from, 0, 1);
+}
+
+/* Look every key up through node `via` and wait for the callback. */
+static void
+lookup_wait(int via, struct lk *l)
 {
 	uint64_t end = mono_ns() + 5 * S;
-	unsigned int right = 0;
-	char id[16];
 
-	snprintf(id, sizeof(id), "node-%d", from);
 	memset(l, 0, sizeof(*l));
 	CU_ASSERT_EQUAL_FATAL(pc_cluster_lookup(g_nodes[via].c, g_keys, N_KEYS, 0, lk_cb, l), 0);
 	while (l->calls == 0 && mono_ns() < end) {
@@ -292,6 +296,17 @@ lookup_all(int via, int from, struct lk *l)
 	}
 	CU_ASSERT_EQUAL(l->calls, 1);
 	CU_ASSERT_EQUAL(l->n, N_KEYS);
+}
+
+/* Look every key up through node `via`; returns how many came back with `from`'s exact location. */
+static unsigned int
+lookup_all(int via, int from, struct lk *l)
+{
+	unsigned int right = 0;
+	char id[16];
+
+	snprintf(id, sizeof(id), "node-%d", from);
+	lookup_wait(via, l);
 	for (int k = 0; k < N_KEYS && l->calls == 1; k++) {
 		const struct pc_cluster_lookup_result *r = &l->res[k];
 		const struct pc_ring *ring = pc_cluster_ring(g_nodes[via].c);
@@ -387,6 +402,151 @@ test_publish_lookup_unpublish(void)
 	pc_cluster_get_stats(g_nodes[0].c, &st);
 	CU_ASSERT(st.lookups >= 3 * N_KEYS);
 	CU_ASSERT_EQUAL(st.lookup_failed, 0);
+	stop_all();
+}
+
+static uint64_t
+shard_loc_deletes(int nodes)
+{
+	struct pc_cluster_stats st;
+	uint64_t n = 0;
+
+	for (int i = 0; i < nodes; i++) {
+		pc_cluster_get_stats(g_nodes[i].c, &st);
+		n += st.shard.loc_deletes;
+	}
+	return n;
+}
+
+/*
+ * A reader (node-1) found node-0's pages of the even keys gone from their
+ * slots: its repairs take exactly those locations from both owners of each
+ * key (itself among them for some), so every node's lookups of them miss;
+ * the odd keys, not repaired, still resolve. A repair without a generation
+ * (0 would mean any) is refused, not widened.
+ */
+static void
+test_stale_loc_repair(void)
+{
+	static struct lk l;
+	static struct pc_dir_loc seen[N_KEYS];
+	struct pc_cluster_stats st;
+
+	for (int i = 0; i < 3; i++) {
+		CU_ASSERT_PTR_NOT_NULL_FATAL(node_start(i));
+	}
+	CU_ASSERT_TRUE_FATAL(converge(3));
+	make_keys("stale");
+	publish_all(0);
+	/* Let the re-shard window of the last join close, so misses are final. */
+	advance((uint64_t)(TTL_S * 1e9) + S);
+	CU_ASSERT_EQUAL_FATAL(lookup_all(1, 0, &l), N_KEYS);
+	for (int k = 0; k < N_KEYS; k++) {
+		seen[k] = l.res[k].locs[0];
+	}
+	CU_ASSERT_EQUAL(shard_loc_deletes(3), 0);
+
+	/* Generation 0, a NULL loc, a bad node id: the read cache only, nothing queued. */
+	for (int k = 1; k < N_KEYS; k += 2) {
+		struct pc_dir_loc any = seen[k];
+
+		any.generation = 0;
+		pc_cluster_stale_loc(g_nodes[1].c, g_keys[k].bytes, g_keys[k].len, &any);
+	}
+	pc_cluster_stale_loc(g_nodes[1].c, g_keys[1].bytes, g_keys[1].len, NULL);
+	{
+		struct pc_dir_loc bad = seen[1];
+
+		snprintf(bad.node_id, sizeof(bad.node_id), "no#de");
+		pc_cluster_stale_loc(g_nodes[1].c, g_keys[1].bytes, g_keys[1].len, &bad);
+	}
+	pump(100);
+	pc_cluster_get_stats(g_nodes[1].c, &st);
+	CU_ASSERT_EQUAL(st.stale_repairs, 0);
+	CU_ASSERT_EQUAL(lookup_all(2, 0, &l), N_KEYS);
+
+	for (int k = 0; k < N_KEYS; k += 2) {
+		pc_cluster_stale_loc(g_nodes[1].c, g_keys[k].bytes, g_keys[k].len, &seen[k]);
+	}
+	pc_cluster_get_stats(g_nodes[1].c, &st);
+	CU_ASSERT_EQUAL(st.stale_repairs, N_KEYS / 2);
+	pump(100);
+	/* Each repaired key had a location on 2 owners: both went. */
+	CU_ASSERT_EQUAL(shard_loc_deletes(3), N_KEYS);
+	for (int via = 0; via < 3; via++) {
+		lookup_wait(via, &l);
+		for (int k = 0; k < N_KEYS && l.calls == 1; k++) {
+			const struct pc_cluster_lookup_result *r = &l.res[k];
+
+			if (k % 2 == 0) {
+				CU_ASSERT_EQUAL(r->status, -ENOENT);
+			} else {
+				CU_ASSERT_EQUAL(r->status, 0);
+				CU_ASSERT_EQUAL(r->n_locs, 1);
+				CU_ASSERT_EQUAL(r->locs[0].generation, seen[k].generation);
+			}
+		}
+	}
+	pc_cluster_get_stats(g_nodes[1].c, &st);
+	CU_ASSERT_EQUAL(st.publish_dropped, 0);
+	stop_all();
+}
+
+/*
+ * node-0 stored every key again (new slots, new generations) before a
+ * reader's repairs of the old locations arrived: the repairs name the old
+ * generation, so the new locations stay and every lookup finds them.
+ */
+static void
+test_stale_loc_keeps_newer(void)
+{
+	static struct lk l;
+	static struct pc_dir_loc seen[N_KEYS];
+	struct pc_cluster_stats st;
+	const uint64_t off2 = 1ull << 29;
+	const uint64_t gen2 = 1000000;
+
+	for (int i = 0; i < 3; i++) {
+		CU_ASSERT_PTR_NOT_NULL_FATAL(node_start(i));
+	}
+	CU_ASSERT_TRUE_FATAL(converge(3));
+	make_keys("newer");
+	publish_all(0);
+	advance((uint64_t)(TTL_S * 1e9) + S);
+	CU_ASSERT_EQUAL_FATAL(lookup_all(1, 0, &l), N_KEYS);
+	for (int k = 0; k < N_KEYS; k++) {
+		seen[k] = l.res[k].locs[0];
+	}
+	publish_at(0, off2, gen2);
+	for (int k = 0; k < N_KEYS; k++) {
+		pc_cluster_stale_loc(g_nodes[1].c, g_keys[k].bytes, g_keys[k].len, &seen[k]);
+	}
+	pump(100);
+	pc_cluster_get_stats(g_nodes[1].c, &st);
+	CU_ASSERT_EQUAL(st.stale_repairs, N_KEYS);
+	CU_ASSERT_EQUAL(shard_loc_deletes(3), 0);
+	for (int via = 0; via < 3; via++) {
+		unsigned int right = 0;
+
+		lookup_wait(via, &l);
+		for (int k = 0; k < N_KEYS && l.calls == 1; k++) {
+			const struct pc_cluster_lookup_result *r = &l.res[k];
+
+			right += r->status == 0 && r->n_locs == 1 &&
+				 strcmp(r->locs[0].node_id, "node-0") == 0 &&
+				 r->locs[0].generation == gen2 + (uint64_t)k &&
+				 r->locs[0].offset == off2 + 4096ull * (uint64_t)k;
+		}
+		CU_ASSERT_EQUAL(right, N_KEYS);
+	}
+	/* The repair of the current generation still takes it. */
+	lookup_wait(2, &l);
+	pc_cluster_stale_loc(g_nodes[2].c, g_keys[0].bytes, g_keys[0].len, &l.res[0].locs[0]);
+	pump(100);
+	CU_ASSERT_EQUAL(shard_loc_deletes(3), 2);
+	lookup_wait(1, &l);
+	CU_ASSERT_EQUAL(l.res[0].status, -ENOENT);
+	CU_ASSERT_EQUAL(l.res[1].status, 0);
 	stop_all();
 }
 
@@ -624,6 +784,8 @@ test_bad_arguments(void)
 static const struct pc_ut_test g_tests[] = {
 	{"4 nodes join through the head and agree", test_join_and_agree},
 	{"publish, lookup from every node, unpublish own only", test_publish_lookup_unpublish},
+	{"stale location repair: only the repaired keys miss", test_stale_loc_repair},
+	{"stale location repair keeps the owner's newer location", test_stale_loc_keeps_newer},
 	{"paused owner: replica fallback, pruned, back", test_owner_paused_then_pruned},
 	{"a join re-shards; every key resolvable", test_join_reshard},
 	{"head down: a seed list still joins", test_head_down_seed_list},

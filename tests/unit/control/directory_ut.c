@@ -170,7 +170,8 @@ test_bad_args(void)
 	CU_ASSERT_EQUAL(pc_dir_shard_put(s, NULL, 1, &l), -EINVAL);
 	CU_ASSERT_EQUAL(pc_dir_shard_put(s, "k", 1, NULL), -EINVAL);
 	CU_ASSERT_EQUAL(pc_dir_shard_lookup(s, "k", 1, NULL), -EINVAL);
-	CU_ASSERT_EQUAL(pc_dir_shard_delete_loc(s, "k", 1, "no#de", 1), -EINVAL);
+	CU_ASSERT_EQUAL(pc_dir_shard_delete_loc(s, "k", 1, "no#de", 1, PC_DIR_GENERATION_ANY),
+			-EINVAL);
 	CU_ASSERT_EQUAL(pc_dir_shard_drop_node(s, NULL, 1), -EINVAL);
 	CU_ASSERT_EQUAL(lookup_str(s, "k", out), -ENOENT);
 	CU_ASSERT_EQUAL(stats_of(s).entries, 0);
@@ -289,29 +290,33 @@ test_delete_loc_keeps_other_nodes(void)
 	CU_ASSERT_EQUAL(put_str(s, "k", &a), 0);
 	/* B never had the key, evicts it anyway: A's entry stays. */
 	CU_ASSERT_EQUAL(put_str(s, "unrelated", &b), 0);
-	CU_ASSERT_EQUAL(pc_dir_shard_delete_loc(s, "k", 1, "node-b", 2), -ENOENT);
+	CU_ASSERT_EQUAL(pc_dir_shard_delete_loc(s, "k", 1, "node-b", 2, PC_DIR_GENERATION_ANY),
+			-ENOENT);
 	CU_ASSERT_EQUAL(lookup_str(s, "k", out), 1);
 	CU_ASSERT_TRUE(loc_equal(&out[0], &a));
 
 	/* A and B both hold it; B evicts: only B's location goes. */
 	CU_ASSERT_EQUAL(put_str(s, "k", &b), 0);
 	CU_ASSERT_EQUAL(lookup_str(s, "k", out), 2);
-	CU_ASSERT_EQUAL(pc_dir_shard_delete_loc(s, "k", 1, "node-b", 2), 0);
+	CU_ASSERT_EQUAL(pc_dir_shard_delete_loc(s, "k", 1, "node-b", 2, PC_DIR_GENERATION_ANY), 0);
 	CU_ASSERT_EQUAL(lookup_str(s, "k", out), 1);
 	CU_ASSERT_TRUE(loc_equal(&out[0], &a));
-	CU_ASSERT_EQUAL(pc_dir_shard_delete_loc(s, "k", 1, "node-b", 2), -ENOENT);
+	CU_ASSERT_EQUAL(pc_dir_shard_delete_loc(s, "k", 1, "node-b", 2, PC_DIR_GENERATION_ANY),
+			-ENOENT);
 	/* A node never seen here. */
-	CU_ASSERT_EQUAL(pc_dir_shard_delete_loc(s, "k", 1, "node-z", 9), -ENOENT);
+	CU_ASSERT_EQUAL(pc_dir_shard_delete_loc(s, "k", 1, "node-z", 9, PC_DIR_GENERATION_ANY),
+			-ENOENT);
 	/* A late delete from A's earlier life keeps A's current location. */
-	CU_ASSERT_EQUAL(pc_dir_shard_delete_loc(s, "k", 1, "node-a", 2), -ESTALE);
+	CU_ASSERT_EQUAL(pc_dir_shard_delete_loc(s, "k", 1, "node-a", 2, PC_DIR_GENERATION_ANY),
+			-ESTALE);
 	CU_ASSERT_EQUAL(lookup_str(s, "k", out), 1);
 	/* With C also there, A's own delete takes A's only. */
 	CU_ASSERT_EQUAL(put_str(s, "k", &c), 0);
-	CU_ASSERT_EQUAL(pc_dir_shard_delete_loc(s, "k", 1, "node-a", 3), 0);
+	CU_ASSERT_EQUAL(pc_dir_shard_delete_loc(s, "k", 1, "node-a", 3, PC_DIR_GENERATION_ANY), 0);
 	CU_ASSERT_EQUAL(lookup_str(s, "k", out), 1);
 	CU_ASSERT_TRUE(loc_equal(&out[0], &c));
 	/* The last location's delete takes the key. */
-	CU_ASSERT_EQUAL(pc_dir_shard_delete_loc(s, "k", 1, "node-c", 1), 0);
+	CU_ASSERT_EQUAL(pc_dir_shard_delete_loc(s, "k", 1, "node-c", 1, PC_DIR_GENERATION_ANY), 0);
 	CU_ASSERT_EQUAL(lookup_str(s, "k", out), -ENOENT);
 	CU_ASSERT_EQUAL(stats_of(s).entries, 1); /* "unrelated" */
 	CU_ASSERT_EQUAL(stats_of(s).loc_deletes, 3);
@@ -537,7 +542,8 @@ test_index_against_model(void)
 				model[d] = op;
 			}
 		} else {
-			int rc = pc_dir_shard_delete_loc(s, key, (size_t)len, "node-a", 1);
+			int rc = pc_dir_shard_delete_loc(s, key, (size_t)len, "node-a", 1,
+							 PC_DIR_GENERATION_ANY);
 
 			bad += rc != (model[d] < 0 ? -ENOENT : 0);
 			present -= model[d] >= 0;
@@ -1392,6 +1398,62 @@ test_plan_empty_ring(void)
 	pc_ring_free(ring);
 }
 
+/*
+ * A reader found the page of a location gone (its slot was reused) and
+ * names that location: only it goes. The node's newer location of the key
+ * (stored again at another slot, another generation) and other nodes' stay;
+ * the node's own delete (any generation) still takes whatever it has.
+ */
+static void
+test_delete_loc_generation(void)
+{
+	struct pc_dir_shard *s = shard_new(8);
+	struct pc_dir_loc out[PC_DIR_LOCS_MAX];
+	struct pc_dir_loc a1 = mkloc("node-a", 3, 100, 11);
+	struct pc_dir_loc a2 = mkloc("node-a", 3, 900, 22);
+	struct pc_dir_loc b = mkloc("node-b", 2, 200, 11);
+
+	/* A stored k at generation 11, then again at 22 (replacing it); B has it at 11 too. */
+	CU_ASSERT_EQUAL(put_str(s, "k", &a1), 0);
+	CU_ASSERT_EQUAL(put_str(s, "k", &b), 0);
+	CU_ASSERT_EQUAL(put_str(s, "k", &a2), 0);
+	/* A reader's late repair of a1: a2 is A's page now and stays, as does B's. */
+	CU_ASSERT_EQUAL(pc_dir_shard_delete_loc(s, "k", 1, "node-a", 3, 11), -ENOENT);
+	CU_ASSERT_EQUAL(lookup_str(s, "k", out), 2);
+	CU_ASSERT_TRUE(find_loc(out, 2, "node-a") != NULL &&
+		       loc_equal(find_loc(out, 2, "node-a"), &a2));
+	CU_ASSERT_TRUE(find_loc(out, 2, "node-b") != NULL &&
+		       loc_equal(find_loc(out, 2, "node-b"), &b));
+	/* The right generation on the wrong incarnation, older or newer: kept. */
+	CU_ASSERT_EQUAL(pc_dir_shard_delete_loc(s, "k", 1, "node-a", 4, 22), -ENOENT);
+	CU_ASSERT_EQUAL(pc_dir_shard_delete_loc(s, "k", 1, "node-a", 2, 22), -ESTALE);
+	CU_ASSERT_EQUAL(lookup_str(s, "k", out), 2);
+	CU_ASSERT_EQUAL(stats_of(s).loc_deletes, 0);
+	/* The repair of a2 itself takes a2 only: B's location of the same generation stays. */
+	CU_ASSERT_EQUAL(pc_dir_shard_delete_loc(s, "k", 1, "node-a", 3, 22), 0);
+	CU_ASSERT_EQUAL(lookup_str(s, "k", out), 1);
+	CU_ASSERT_TRUE(loc_equal(&out[0], &b));
+	CU_ASSERT_EQUAL(pc_dir_shard_delete_loc(s, "k", 1, "node-a", 3, 22), -ENOENT);
+	/* The last location's repair takes the key. */
+	CU_ASSERT_EQUAL(pc_dir_shard_delete_loc(s, "k", 1, "node-b", 2, 11), 0);
+	CU_ASSERT_EQUAL(lookup_str(s, "k", out), -ENOENT);
+	CU_ASSERT_EQUAL(stats_of(s).entries, 0);
+
+	/* Generation 0 (any) takes the node incarnation's location whatever its generation. */
+	CU_ASSERT_EQUAL(put_str(s, "k", &a2), 0);
+	CU_ASSERT_EQUAL(put_str(s, "k", &b), 0);
+	CU_ASSERT_EQUAL(pc_dir_shard_delete_loc(s, "k", 1, "node-a", 3, PC_DIR_GENERATION_ANY), 0);
+	CU_ASSERT_EQUAL(lookup_str(s, "k", out), 1);
+	CU_ASSERT_TRUE(loc_equal(&out[0], &b));
+	/* ... and an older incarnation's too (the node's own delete after a restart). */
+	CU_ASSERT_EQUAL(pc_dir_shard_delete_loc(s, "k", 1, "node-b", 5, PC_DIR_GENERATION_ANY), 0);
+	CU_ASSERT_EQUAL(lookup_str(s, "k", out), -ENOENT);
+	CU_ASSERT_EQUAL(stats_of(s).loc_deletes, 4);
+	CU_ASSERT_EQUAL(stats_of(s).entries, 0);
+	CU_ASSERT_EQUAL(stats_of(s).locations, 0);
+	pc_dir_shard_free(s);
+}
+
 static const struct pc_ut_test g_shard_tests[] = {
 	{"put/lookup/delete round trip", test_round_trip},
 	{"bad arguments rejected", test_bad_args},
@@ -1399,6 +1461,7 @@ static const struct pc_ut_test g_shard_tests[] = {
 	{"same node replaces its own location", test_same_node_replaces},
 	{"older incarnation rejected, newer accepted", test_incarnation_fencing},
 	{"delete_loc never removes another node's location", test_delete_loc_keeps_other_nodes},
+	{"delete_loc with a generation removes that location only", test_delete_loc_generation},
 	{"drop_node", test_drop_node},
 	{"full shard: -ENOSPC, counted, entries intact", test_capacity_full},
 	{"full node table", test_node_table_full},

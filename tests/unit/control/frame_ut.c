@@ -243,6 +243,8 @@ mk_delete_loc(struct pc_frame_delete_loc *e, unsigned int i, bool max)
 	mk_key(&e->key, i, max);
 	fill_node_id(e->node_id, i, max);
 	e->incarnation = max ? UINT64_MAX : 5u + i;
+	/* 0 (any generation) on every third entry: both meanings round-trip. */
+	e->generation = max ? UINT64_MAX : (i % 3 == 0 ? 0 : 0x100000000ull + i);
 }
 
 /* Inputs and outputs, static: a member list at its cap is most of a megabyte. */
@@ -686,7 +688,7 @@ test_body_caps(void)
 		{PC_FRAME_DIR_LOOKUP, 33156, 50820, 50820},
 		{PC_FRAME_DIR_EXISTS, 33156, 132, 33156},
 		{PC_FRAME_DIR_DELETE, 33156, 516, 33156},
-		{PC_FRAME_DIR_DELETE_LOC, 42500, 516, 42500},
+		{PC_FRAME_DIR_DELETE_LOC, 43524, 516, 43524},
 		{PC_FRAME_DEREGISTER, 81, 0, 133},
 	};
 
@@ -1067,6 +1069,7 @@ test_dir_delete_loc_round_trip(void)
 			tb_key(&t, &g_dels[i].key);
 			tb_cstr(&t, g_dels[i].node_id);
 			tb_u64(&t, g_dels[i].incarnation);
+			tb_u64(&t, g_dels[i].generation);
 		}
 		len = pc_frame_enc_dir_delete_loc(g_body, sizeof(g_body), g_dels, cnt);
 		CU_ASSERT_EQUAL_FATAL(len, (int)t.n);
@@ -1078,6 +1081,62 @@ test_dir_delete_loc_round_trip(void)
 		CU_ASSERT_EQUAL(n, cnt);
 		CU_ASSERT_EQUAL(memcmp(g_dels_out, g_dels, cnt * sizeof(g_dels[0])), 0);
 	}
+}
+
+/*
+ * The generation is the entry's last field: the layout before it (no
+ * generation) is refused, not read as generation 0 ("any"), which would
+ * widen a reader's repair into removing the node's newer location.
+ */
+static void
+test_dir_delete_loc_generation(void)
+{
+	struct pc_frame_key k1 = {.len = 1, .bytes = {'k'}};
+	unsigned int n = 0;
+	struct tb t;
+
+	t = tb_start();
+	tb_u32(&t, 1);
+	tb_key(&t, &k1);
+	tb_cstr(&t, "node-a");
+	tb_u64(&t, 7);
+	CU_ASSERT_EQUAL(pc_frame_dec_dir_delete_loc(t.b, t.n, g_dels_out, 1, &n), -EBADMSG);
+	/* Two entries, the first without its generation: the second cannot make up for it. */
+	t = tb_start();
+	tb_u32(&t, 2);
+	tb_key(&t, &k1);
+	tb_cstr(&t, "node-a");
+	tb_u64(&t, 7);
+	tb_key(&t, &k1);
+	tb_cstr(&t, "node-b");
+	tb_u64(&t, 8);
+	tb_u64(&t, 9);
+	CU_ASSERT_EQUAL(pc_frame_dec_dir_delete_loc(t.b, t.n, g_dels_out, 2, &n), -EBADMSG);
+
+	t = tb_start();
+	tb_u32(&t, 2);
+	tb_key(&t, &k1);
+	tb_cstr(&t, "node-a");
+	tb_u64(&t, 7);
+	tb_u64(&t, 0);
+	tb_key(&t, &k1);
+	tb_cstr(&t, "node-a");
+	tb_u64(&t, 7);
+	tb_u64(&t, 0x0102030405060708ull);
+	CU_ASSERT_EQUAL(t.n, 4 + 2 * PC_FRAME_DELLOC_WIRE_MIN + 2 * 5);
+	memset(g_dels_out, 0x5a, 2 * sizeof(g_dels_out[0]));
+	CU_ASSERT_EQUAL_FATAL(pc_frame_dec_dir_delete_loc(t.b, t.n, g_dels_out, 2, &n), 0);
+	CU_ASSERT_EQUAL(n, 2);
+	CU_ASSERT_STRING_EQUAL(g_dels_out[0].node_id, "node-a");
+	CU_ASSERT_EQUAL(g_dels_out[0].incarnation, 7);
+	CU_ASSERT_EQUAL(g_dels_out[0].generation, 0);
+	CU_ASSERT_EQUAL(g_dels_out[1].generation, 0x0102030405060708ull);
+	/* It re-encodes to the same bytes, little-endian. */
+	CU_ASSERT_EQUAL(pc_frame_enc_dir_delete_loc(g_body, sizeof(g_body), g_dels_out, 2),
+			(int)t.n);
+	CU_ASSERT_EQUAL(memcmp(g_body, t.b, t.n), 0);
+	CU_ASSERT_EQUAL(g_body[t.n - 8], 0x08);
+	CU_ASSERT_EQUAL(g_body[t.n - 1], 0x01);
 }
 
 static void
@@ -1423,6 +1482,7 @@ test_count_caps(void)
 		tb_key(&t, &g_dels[i].key);
 		tb_cstr(&t, g_dels[i].node_id);
 		tb_u64(&t, g_dels[i].incarnation);
+		tb_u64(&t, g_dels[i].generation);
 	}
 	CU_ASSERT_EQUAL(pc_frame_dec_dir_delete_loc(t.b, t.n, g_dels_out, 129, &n), -EBADMSG);
 	t = tb_start();
@@ -1556,7 +1616,7 @@ test_count_vs_body(void)
 			-EBADMSG);
 		CU_ASSERT_EQUAL(g_lookups_out[0].nloc, 0x5a);
 
-		/* Puts (39 bytes at least) and delete-locs (14 at least). */
+		/* Puts (39 bytes at least) and delete-locs (22 at least). */
 		t = tb_start();
 		tb_u32(&t, count);
 		for (unsigned int i = 0; i < have; i++) {
@@ -1575,6 +1635,7 @@ test_count_vs_body(void)
 			tb_key(&t, &k1);
 			tb_cstr(&t, "n");
 			tb_u64(&t, 1);
+			tb_u64(&t, 2);
 		}
 		memset(g_dels_out, 0x5a, sizeof(g_dels_out[0]));
 		CU_ASSERT_EQUAL(pc_frame_dec_dir_delete_loc(t.b, t.n, g_dels_out, UINT32_MAX, &n),
@@ -1773,6 +1834,8 @@ static const struct pc_ut_test body_tests[] = {
 	{"DIR_PUT round trip, a location's bytes pinned", test_dir_put_round_trip},
 	{"directory keys round trip", test_dir_keys_round_trip},
 	{"DIR_DELETE_LOC round trip", test_dir_delete_loc_round_trip},
+	{"DIR_DELETE_LOC generation: last field, 0 = any, old layout refused",
+	 test_dir_delete_loc_generation},
 	{"directory replies round trip", test_dir_replies_round_trip},
 	{"error replies: cut, made printable, strict status", test_error_round_trip},
 	{NULL, NULL},
