@@ -97,12 +97,14 @@ struct store_cache {
 	uint64_t get_bad_header;
 	uint64_t deletes;
 	uint64_t evictions;
+	uint64_t staged; /* pc_store_stage() slots handed out */
 	/* gauges, as deltas of this cache: summed over caches on read */
 	int64_t pages;
 	int64_t bytes_used; /* payload bytes published */
 	int64_t live_bytes; /* slot bytes ALLOCATED or PUBLISHED */
 	int64_t held_bytes; /* slot bytes taken from the slab, not yet given back */
 	int64_t pinned;
+	int64_t staged_now;
 	uint64_t quarantined;                     /* slots in this cache's FIFO */
 	int64_t cls_live[PC_SLAB_MAX_CLASSES];    /* live_bytes by class */
 	uint64_t cls_allocs[PC_SLAB_MAX_CLASSES]; /* allocations tried, by class */
@@ -578,9 +580,23 @@ store_published(struct pc_store *st, const uint8_t digest[PC_PAGE_DIGEST_LEN])
 	       memcmp(s->digest, digest, PC_PAGE_DIGEST_LEN) == 0;
 }
 
-int
-pc_store_alloc(struct pc_store *st, unsigned int ci, const struct pc_store_key *k, uint32_t len,
-	       uint32_t prefix_depth, struct pc_store_loc *loc)
+/* The slot of an ALLOCATED loc, or NULL for a consumed or foreign one. */
+static struct pc_slot *
+loc_allocated(const struct pc_store_loc *loc)
+{
+	struct pc_slot *s = loc->slot;
+
+	if (s == NULL || (slot_state(s) & ST_MASK) != ST_ALLOCATED ||
+	    s->generation != loc->generation) {
+		return NULL;
+	}
+	return s;
+}
+
+/* alloc and stage: a slot for k's page of len payload bytes; stage skips the dedup check. */
+static int
+slot_reserve(struct pc_store *st, unsigned int ci, const struct pc_store_key *k, uint32_t len,
+	     uint32_t prefix_depth, bool stage, struct pc_store_loc *loc)
 {
 	struct store_cache *c;
 	struct pc_slot *s;
@@ -598,7 +614,7 @@ pc_store_alloc(struct pc_store *st, unsigned int ci, const struct pc_store_key *
 	if (cls < 0) {
 		return -EMSGSIZE;
 	}
-	if (store_published(st, k->digest)) {
+	if (!stage && store_published(st, k->digest)) {
 		CNT_ADD(c, set_dedup, 1);
 		return PC_STORE_DEDUP;
 	}
@@ -652,17 +668,45 @@ pc_store_alloc(struct pc_store *st, unsigned int ci, const struct pc_store_key *
 	return 0;
 }
 
-/* The slot of an ALLOCATED loc, or NULL for a consumed or foreign one. */
-static struct pc_slot *
-loc_allocated(const struct pc_store_loc *loc)
+int
+pc_store_alloc(struct pc_store *st, unsigned int ci, const struct pc_store_key *k, uint32_t len,
+	       uint32_t prefix_depth, struct pc_store_loc *loc)
 {
-	struct pc_slot *s = loc->slot;
+	return slot_reserve(st, ci, k, len, prefix_depth, false, loc);
+}
 
-	if (s == NULL || (slot_state(s) & ST_MASK) != ST_ALLOCATED ||
-	    s->generation != loc->generation) {
-		return NULL;
+int
+pc_store_stage(struct pc_store *st, unsigned int ci, const struct pc_store_key *k, uint32_t len,
+	       struct pc_store_loc *loc)
+{
+	int rc = slot_reserve(st, ci, k, len, 0, true, loc);
+
+	if (rc == 0) {
+		CNT_ADD(&st->caches[ci], staged, 1);
+		CNT_ADD(&st->caches[ci], staged_now, 1);
 	}
-	return s;
+	return rc;
+}
+
+void
+pc_store_unstage(struct pc_store *st, unsigned int ci, struct pc_store_loc *loc)
+{
+	struct store_cache *c;
+	struct pc_slot *s;
+
+	if (st == NULL || ci >= st->nb_caches || loc == NULL) {
+		return;
+	}
+	s = loc_allocated(loc);
+	loc->slot = NULL;
+	if (s == NULL) {
+		return;
+	}
+	c = &st->caches[ci];
+	/* The landed bytes carry another node's valid header: never leave it in a free slot. */
+	__atomic_store_n(&pc_slab_page(st->slab, s)->magic, 0, __ATOMIC_RELEASE);
+	slot_free_now(st, c, ci, s);
+	CNT_ADD(c, staged_now, -1);
 }
 
 int
@@ -1697,7 +1741,9 @@ pc_store_get_stats(const struct pc_store *st, struct pc_store_stats *stats)
 		stats->get_bad_header += CNT_GET(c, get_bad_header);
 		stats->deletes += CNT_GET(c, deletes);
 		stats->evictions += CNT_GET(c, evictions);
+		stats->staged += CNT_GET(c, staged);
 	}
+	stats->staged_now = (uint64_t)PC_MAX(STORE_SUM(st, staged_now), (int64_t)0);
 	stats->exists_keys = __atomic_load_n(&st->exists_keys, __ATOMIC_RELAXED);
 	stats->classes = ss.classes;
 	stats->hugepages = pc_segment_hugepages(st->seg);

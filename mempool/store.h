@@ -104,6 +104,8 @@ struct pc_store_stats {
 	uint64_t evictions;
 	uint64_t quarantined; /* now */
 	uint64_t pinned;      /* pages pinned now */
+	uint64_t staged;      /* landing slots handed out to remote GETs */
+	uint64_t staged_now;  /* of those, not yet given back */
 	uint64_t classes;     /* slab classes in use */
 	bool hugepages;       /* the segment is hugepage-backed */
 };
@@ -220,6 +222,21 @@ uint64_t pc_store_space_epoch(const struct pc_store *st);
  * pc_store_alloc() does not, since its caller may retry. Any lcore.
  */
 void pc_store_count_nospace(struct pc_store *st, unsigned int ci, unsigned int n);
+
+/*
+ * A landing slot for a remote GET: room for k's page of len payload bytes
+ * (header at loc->off), never indexed, published or announced: a READ
+ * puts the owner's header and payload there, the caller checks them
+ * (pc_page_check), a client copies out, and pc_store_unstage() gives the
+ * slot back. No dedup check: the key may be published here meanwhile.
+ * Returns 0, -EMSGSIZE, -ENOSPC (recorded for the evictor, as alloc) or
+ * -EINVAL. Any lcore.
+ */
+int pc_store_stage(struct pc_store *st, unsigned int ci, const struct pc_store_key *k, uint32_t len,
+		   struct pc_store_loc *loc);
+
+/* Give a landing slot back (its header is cleared first). loc is consumed. Any lcore. */
+void pc_store_unstage(struct pc_store *st, unsigned int ci, struct pc_store_loc *loc);
 
 /*
  * Drop a page allocated and never committed; it is never published, and its
