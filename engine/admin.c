@@ -441,6 +441,9 @@ struct pc_admin {
 	struct pc_sessions *sessions;
 	struct pc_store *store;
 	struct pc_cluster *cluster;
+	pc_admin_data_fn data_stats;
+	void *data_arg;
+	const char *transport;
 	struct pc_poller *poller;
 	uint64_t next_poll_tsc;
 	uint64_t poll_tsc;
@@ -956,6 +959,7 @@ stats_store(struct pc_admin *a, struct sbuf *sb, struct jw *j)
 			F_COUNT(s, get_bad_header), F_COUNT(s, exists_keys),
 			F_COUNT(s, deletes),        F_COUNT(s, evictions),
 			F_COUNT(s, quarantined),    F_COUNT(s, pinned),
+			F_COUNT(s, staged),         F_COUNT(s, staged_now),
 			F_COUNT(s, classes),
 		};
 
@@ -979,10 +983,53 @@ stats_sessions(struct pc_admin *a, struct sbuf *sb, struct jw *j)
 		const struct field f[] = {
 			F_COUNT(s, open),          F_COUNT(s, opened),   F_COUNT(s, closed),
 			F_COUNT(s, hello_refused), F_COUNT(s, requests), F_COUNT(s, bad_requests),
-			F_COUNT(s, expired_holds), F_COUNT(s, parked),
+			F_COUNT(s, expired_holds), F_COUNT(s, parked),   F_COUNT(s, remote_waits),
 		};
 
 		put_section(sb, j, "sessions", "sessions", f, PC_ARRAY_SIZE(f));
+	}
+}
+
+static void
+stats_data(struct pc_admin *a, struct sbuf *sb, struct jw *j)
+{
+	struct pc_admin_data_stats d;
+
+	if (a->data_stats == NULL) {
+		if (j != NULL) {
+			jw_null(j, "remote");
+			jw_null(j, "transport");
+		}
+		return;
+	}
+	memset(&d, 0, sizeof(d));
+	a->data_stats(a->data_arg, &d);
+	{
+		const struct field f[] = {
+			F_COUNT(d.fetch, requests),      F_COUNT(d.fetch, keys),
+			F_COUNT(d.fetch, hits),          F_COUNT(d.fetch, misses),
+			F_COUNT(d.fetch, stale),         F_COUNT(d.fetch, bad_pages),
+			F_COUNT(d.fetch, peer_errors),   F_COUNT(d.fetch, timeouts),
+			F_COUNT(d.fetch, no_space),      F_COUNT(d.fetch, retries),
+			F_BYTES(d.fetch, bytes),         F_COUNT(d.fetch, exists),
+			F_COUNT(d.fetch, exists_keys),   F_COUNT(d.fetch, exists_found),
+			F_COUNT(d.fetch, lookup_failed), F_COUNT(d.fetch, in_flight),
+		};
+		const struct field x[] = {
+			F_COUNT(d.xport, reads_posted),       F_COUNT(d.xport, reads_ok),
+			F_COUNT(d.xport, reads_failed),       F_COUNT(d.xport, reads_stale),
+			F_COUNT(d.xport, timeouts),           F_BYTES(d.xport, bytes_read),
+			F_COUNT(d.xport, channels_open),      F_COUNT(d.xport, channels_opened),
+			F_COUNT(d.xport, channels_destroyed), F_COUNT(d.xport, serve_requests),
+			F_COUNT(d.xport, serve_refused),      F_BYTES(d.xport, serve_bytes),
+			F_COUNT(d.xport, serve_conns_open),   F_COUNT(d.xport, serve_malformed),
+		};
+		char title[64];
+
+		put_section(sb, j, "remote", "remote", f, PC_ARRAY_SIZE(f));
+		snprintf(title, sizeof(title), "transport (%s)",
+			 a->transport != NULL ? a->transport : "?");
+		put_section(sb, j, title, "transport", x, PC_ARRAY_SIZE(x));
 	}
 }
 
@@ -1234,6 +1281,7 @@ render_stats(struct pc_admin *a, struct sbuf *sb, bool json, uint64_t now_ns)
 	stats_engine(a, sb, jp, now_ns);
 	stats_store(a, sb, jp);
 	stats_sessions(a, sb, jp);
+	stats_data(a, sb, jp);
 	stats_admin(a, sb, jp);
 	stats_cluster(a, sb, jp);
 	stats_lcores(a, sb, jp);
@@ -1803,6 +1851,9 @@ pc_admin_create(const struct pc_admin_deps *d)
 	a->sessions = d->sessions;
 	a->store = d->store;
 	a->cluster = d->cluster;
+	a->data_stats = d->data_stats;
+	a->data_arg = d->data_arg;
+	a->transport = d->transport;
 	a->poll_tsc = pc_us_to_tsc(PC_ADMIN_POLL_US);
 	a->idle_tsc = pc_us_to_tsc(PC_ADMIN_IDLE_US);
 	a->write_tsc = pc_us_to_tsc(PC_ADMIN_WRITE_US);

@@ -36,12 +36,27 @@ struct pc_store;
 #define PC_ADMIN_POLL_US   500u        /* how often the connections are polled */
 #define PC_ADMIN_REPLY_MAX (16u << 20) /* longest reply text */
 
+#include "fetch.h"
+#include "transport.h"
+
+/* The data plane's counters, summed over the worker lcores. */
+struct pc_admin_data_stats {
+	struct pc_fetch_stats fetch; /* remote GET / EXISTS (this node reading) */
+	struct pc_xport_stats xport; /* the transport: reading and serving */
+};
+
+/* Fill *out (control lcore; the values may be slightly stale). */
+typedef void (*pc_admin_data_fn)(void *arg, struct pc_admin_data_stats *out);
+
 struct pc_admin_deps {
 	const struct pc_config *cfg;  /* required; outlives the admin */
 	struct pc_runtime *rt;        /* required: the poller goes on its control lcore */
 	struct pc_sessions *sessions; /* NULL: nobody hands connections over (tests adopt) */
 	struct pc_store *store;       /* NULL: no page pool (role meta) */
 	struct pc_cluster *cluster;   /* NULL: members, ring and lookup answer "no cluster" */
+	pc_admin_data_fn data_stats;  /* NULL: no data plane (role meta) */
+	void *data_arg;
+	const char *transport; /* the data plane's transport name ("tcp", "rdma") */
 };
 
 struct pc_admin_stats {

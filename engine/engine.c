@@ -17,6 +17,7 @@
 #include "rdma.h"
 #include "tcp.h"
 #include "engine.h"
+#include "fetch.h"
 #include "lcore.h"
 #include "pc_common.h"
 #include "pc_log.h"
@@ -40,6 +41,21 @@ struct dirpub_msg {
 		uint64_t generation;
 		uint8_t key[PC_STORE_KEY_MAX];
 	} ev[DIRPUB_BATCH];
+};
+
+/* One worker's remote reader and what its hooks need. */
+struct fetch_ctx {
+	struct pc_engine *e;
+	struct pc_lcore *lc;
+	struct pc_fetch *f;
+} __rte_cache_aligned;
+
+/* A stale location a worker found, on its way to the control lcore. */
+struct stale_msg {
+	struct pc_engine *e;
+	struct pc_dir_loc loc;
+	uint32_t key_len;
+	uint8_t key[PC_STORE_KEY_MAX];
 };
 
 /* One lcore's batch being filled; only that lcore touches it. */
@@ -66,6 +82,8 @@ struct pc_engine {
 	const struct pc_xport_ops *xops;
 	struct pc_xport **xports; /* one per worker (index = its cache index) */
 	unsigned int n_xports;
+	struct fetch_ctx *fetch; /* one per worker: remote GET/EXISTS */
+	unsigned int n_fetch;
 	uint16_t data_port;
 	struct dirpub_buf *dirpub; /* per cache index */
 	unsigned int n_dirpub;
@@ -333,25 +351,148 @@ dirpub_poll(void *arg, uint64_t now_tsc)
 	return 1;
 }
 
-/* A worker's share of the data plane: serve the pages others read from this node. */
+/*
+ * A worker's share of the data plane: its reads of other nodes' pages and
+ * its serving of this node's (both on its transport).
+ */
 static int
-xport_poll(void *arg, uint64_t now_tsc)
+fetch_poll(void *arg, uint64_t now_tsc)
 {
-	struct pc_engine *e = arg;
-	struct pc_lcore *self = pc_runtime_lcore(e->rt, rte_lcore_id());
-	struct pc_xport_cqe cqe[32];
-	int work = 0;
+	struct fetch_ctx *fc = arg;
 
 	(void)now_tsc;
+	return pc_fetch_poll(fc->f, mono_ns());
+}
+
+/* Worker -> control: the directory lookup of a remote GET or EXISTS (dirq.h). */
+static int
+fetch_lookup(void *arg, const struct pc_dir_key *keys, unsigned int n, uint64_t timeout_ns,
+	     pc_cluster_lookup_fn cb, void *cb_arg)
+{
+	struct fetch_ctx *fc = arg;
+
+	return pc_dirq_lookup(fc->e->dirq, fc->lc, keys, n, timeout_ns, cb, cb_arg);
+}
+
+/*
+ * Control lcore: a reader found a location stale. The read cache forgets
+ * it and the key's owners drop that location if it still has that
+ * generation (a newer one of the same node stays).
+ */
+static void
+stale_on_control(void *arg)
+{
+	struct stale_msg *m = arg;
+
+	pc_cluster_stale_loc(m->e->cluster, m->key, m->key_len, &m->loc);
+	free(m);
+}
+
+static void
+fetch_stale(void *arg, const void *key, uint32_t key_len, const struct pc_dir_loc *loc)
+{
+	struct fetch_ctx *fc = arg;
+	struct stale_msg *m;
+
+	if (key_len == 0 || key_len > sizeof(m->key)) {
+		return;
+	}
+	m = malloc(sizeof(*m));
+	if (m == NULL) {
+		return; /* the next reader finds it stale again */
+	}
+	m->e = fc->e;
+	m->loc = *loc;
+	m->key_len = key_len;
+	memcpy(m->key, key, key_len);
+	if (pc_lcore_send(fc->e->control, stale_on_control, m) != 0) {
+		free(m);
+	}
+}
+
+/* One remote reader per worker, on that worker's transport; the sessions use them. */
+static int
+create_fetch(struct pc_engine *e)
+{
+	struct pc_cluster_info info;
+
+	pc_cluster_get_info(e->cluster, &info);
+	e->fetch = rte_zmalloc(NULL, e->n_xports * sizeof(*e->fetch), RTE_CACHE_LINE_SIZE);
+	if (e->fetch == NULL) {
+		return -ENOMEM;
+	}
 	for (unsigned int i = 0; i < e->n_xports; i++) {
-		/* Each xport is polled by the worker it belongs to only. */
-		if (pc_runtime_worker(e->rt, i) == self) {
-			/* No reads are posted yet (the remote GET is the next step): serving only.
-			 */
-			work += e->xops->poll(e->xports[i], mono_ns(), cqe, PC_ARRAY_SIZE(cqe));
+		struct fetch_ctx *fc = &e->fetch[i];
+		struct pc_fetch_opts o = {
+			.store = e->store,
+			.ci = i,
+			.xops = e->xops,
+			.xport = e->xports[i],
+			.self_id = info.node_id,
+			/* A page whose owner computed its CRC32C (page_crc) is checked. */
+			.verify_crc = true,
+			.timeout_ns = (uint64_t)(e->cfg->request_timeout * 1e9),
+			.lookup = fetch_lookup,
+			.lookup_arg = fc,
+			.stale = fetch_stale,
+			.stale_arg = fc,
+		};
+
+		fc->e = e;
+		fc->lc = pc_runtime_worker(e->rt, i);
+		fc->f = pc_fetch_create(&o);
+		if (fc->f == NULL) {
+			return -ENOMEM;
+		}
+		e->n_fetch++;
+		if (pc_lcore_poller_register(fc->lc, "data", fetch_poll, fc) == NULL) {
+			return -ENOMEM;
+		}
+		pc_sessions_set_fetch(e->sessions, i, fc->f);
+	}
+	return 0;
+}
+
+_Static_assert(sizeof(struct pc_fetch_stats) % sizeof(uint64_t) == 0, "counters only");
+_Static_assert(sizeof(struct pc_xport_stats) % sizeof(uint64_t) == 0, "counters only");
+
+/* Control lcore (admin): the data plane's counters over every worker (all uint64_t). */
+static void
+data_stats(void *arg, struct pc_admin_data_stats *out)
+{
+	struct pc_engine *e = arg;
+
+	for (unsigned int i = 0; i < e->n_fetch; i++) {
+		struct pc_fetch_stats fs;
+		const uint64_t *src = (const uint64_t *)&fs;
+		uint64_t *dst = (uint64_t *)&out->fetch;
+
+		pc_fetch_get_stats(e->fetch[i].f, &fs);
+		for (size_t k = 0; k < sizeof(fs) / sizeof(uint64_t); k++) {
+			dst[k] += src[k];
 		}
 	}
-	return work;
+	for (unsigned int i = 0; i < e->n_xports; i++) {
+		struct pc_xport_stats xs;
+		const uint64_t *src = (const uint64_t *)&xs;
+		uint64_t *dst = (uint64_t *)&out->xport;
+
+		e->xops->get_stats(e->xports[i], &xs);
+		for (size_t k = 0; k < sizeof(xs) / sizeof(uint64_t); k++) {
+			dst[k] += src[k];
+		}
+	}
+}
+
+static void
+destroy_fetch(struct pc_engine *e)
+{
+	for (unsigned int i = 0; i < e->n_fetch; i++) {
+		pc_fetch_destroy(e->fetch[i].f);
+	}
+	e->n_fetch = 0;
+	rte_free(e->fetch);
+	e->fetch = NULL;
 }
 
 /*
@@ -406,10 +547,6 @@ create_data_plane(struct pc_engine *e)
 		e->n_xports++;
 		/* Port 0 was ephemeral: the others share the first one's. */
 		o.port = e->xops->port(e->xports[i]);
-		if (pc_lcore_poller_register(pc_runtime_worker(e->rt, i), "data", xport_poll, e) ==
-		    NULL) {
-			return -ENOMEM;
-		}
 	}
 	e->data_port = o.port;
 	PC_LOG(INFO, engine, "data plane: %s on %s port %u, %u lcore(s)", e->xops->name,
@@ -559,12 +696,18 @@ pc_engine_create(const struct pc_config *cfg)
 	if (create_cluster(e) != 0) {
 		goto err_destroy_runtime;
 	}
+	if (e->store != NULL && create_fetch(e) != 0) {
+		goto err_destroy_runtime;
+	}
 	{
 		struct pc_admin_deps d = {.cfg = cfg,
 					  .rt = e->rt,
 					  .sessions = e->sessions,
 					  .store = e->store,
-					  .cluster = e->cluster};
+					  .cluster = e->cluster,
+					  .data_stats = e->store != NULL ? data_stats : NULL,
+					  .data_arg = e,
+					  .transport = e->xops != NULL ? e->xops->name : NULL};
 
 		e->admin = pc_admin_create(&d);
 		if (e->admin == NULL) {
@@ -581,6 +724,7 @@ pc_engine_create(const struct pc_config *cfg)
 err_destroy_runtime:
 	pc_admin_destroy(e->admin);
 	pc_sessions_destroy(e->sessions);
+	destroy_fetch(e);
 	pc_dirq_destroy(e->dirq);
 	pc_cluster_destroy(e->cluster);
 	destroy_data_plane(e);
@@ -615,7 +759,9 @@ pc_engine_destroy(struct pc_engine *e)
 		return;
 	}
 	pc_admin_destroy(e->admin);
+	/* Sessions give their landing slots back; the readers then free what is still in flight. */
 	pc_sessions_destroy(e->sessions);
+	destroy_fetch(e);
 	pc_dirq_destroy(e->dirq);
 	/* Leaves the cluster (DEREGISTER to the masters) before the pages go. */
 	pc_cluster_destroy(e->cluster);

@@ -24,6 +24,7 @@
 #include <rte_malloc.h>
 #include <rte_ring.h>
 
+#include "fetch.h"
 #include "pc_admin_proto.h"
 #include "pc_common.h"
 #include "pc_log.h"
@@ -37,6 +38,8 @@
 #define PC_SESS_HELLO_US     5000000 /* a connection must say hello within this */
 #define PC_SESS_EPOLL_EVENTS 32
 #define PC_SESS_PENDING_MAX  64 /* connections beyond max_sessions awaiting hello */
+/* A remote wait answers this much before the client's deadline, at most (1/8 of the time left). */
+#define PC_SESS_REMOTE_MARGIN_NS 50000000ull
 
 /* Engine-private state of one request slot. */
 enum eslot_state {
@@ -45,6 +48,7 @@ enum eslot_state {
 	ES_CLEARING,   /* CLEAR sent to the control lcore; not completed yet */
 	ES_HOLD_ALLOC, /* SET_ALLOC completed: pages allocated, awaiting commit */
 	ES_HOLD_PIN,   /* GET completed: pages pinned, awaiting GET_DONE */
+	ES_REMOTE,     /* GET or EXISTS waiting for other nodes; not completed yet */
 };
 
 struct pc_eslot {
@@ -56,6 +60,11 @@ struct pc_eslot {
 	uint64_t deadline_tsc;                  /* parked: give up; hold: lease end */
 	uint64_t pending[PC_REQ_MAX_KEYS / 64]; /* parked: keys still waiting */
 	int32_t res[PC_REQ_MAX_KEYS];           /* SET_ALLOC results, for the commit */
+	/* remote: the request that went to other nodes */
+	uint8_t rop;                           /* PC_OP_GET or PC_OP_EXISTS */
+	uint16_t ftag;                         /* tells this wait from an earlier one */
+	uint64_t staged[PC_REQ_MAX_KEYS / 64]; /* locs[i] is a landing slot, not a pin */
+	uint8_t rmap[PC_REQ_MAX_KEYS];         /* fetch index -> request key index */
 	struct pc_store_loc locs[PC_REQ_MAX_KEYS];
 };
 
@@ -113,6 +122,7 @@ struct pc_sworker_stats {
 	uint64_t bad_requests;
 	uint64_t expired_holds;
 	uint64_t parked;
+	uint64_t remote_waits; /* GETs and EXISTS that went to other nodes */
 } PC_CACHE_ALIGNED;
 
 struct pc_sworker {
@@ -126,6 +136,7 @@ struct pc_sworker {
 	uint64_t parked_epoch; /* pc_store_space_epoch() at the last retry */
 	uint64_t next_sweep_tsc;
 	struct pc_poller *poller;
+	struct pc_fetch *fetch;   /* remote GET/EXISTS; NULL: local pages only */
 	struct pc_session **list; /* cap: max_sessions */
 	struct pc_sworker_stats stats;
 	struct pc_store_key keys[PC_REQ_MAX_KEYS];
@@ -176,6 +187,7 @@ struct clear_msg {
 };
 
 static void control_free_session(struct pc_sessions *ss, struct pc_session *s);
+static struct pc_session *worker_find(struct pc_sworker *w, uint32_t sid);
 
 /* ------------------------------------------------------------------ */
 /* Shared-ring access with private geometry                            */
@@ -282,6 +294,24 @@ ns_to_tsc(uint64_t ns)
 	return (uint64_t)((double)ns * (double)pc_tsc_hz() / 1e9);
 }
 
+static inline bool
+bit_test(const uint64_t *bits, unsigned int i)
+{
+	return (bits[i / 64] >> (i % 64)) & 1u;
+}
+
+static inline void
+bit_set(uint64_t *bits, unsigned int i)
+{
+	bits[i / 64] |= 1ull << (i % 64);
+}
+
+static inline void
+bit_clear(uint64_t *bits, unsigned int i)
+{
+	bits[i / 64] &= ~(1ull << (i % 64));
+}
+
 /* Release whatever a slot holds: allocations are dropped, pins released. */
 static void
 eslot_release(struct pc_sworker *w, struct pc_eslot *es)
@@ -300,9 +330,16 @@ eslot_release(struct pc_sworker *w, struct pc_eslot *es)
 				es->locs[i].slot = NULL;
 			}
 		}
-	} else if (es->state == ES_HOLD_PIN) {
+	} else if (es->state == ES_HOLD_PIN || es->state == ES_REMOTE) {
+		/* A remote wait holds its local pins; its landing slots arrive later, or never. */
 		for (i = 0; i < es->nkeys; i++) {
-			if (es->locs[i].slot != NULL) {
+			if (es->locs[i].slot == NULL) {
+				continue;
+			}
+			if (bit_test(es->staged, i)) {
+				bit_clear(es->staged, i);
+				pc_store_unstage(st, w->ci, &es->locs[i]);
+			} else {
 				w->locs[n++] = es->locs[i];
 				es->locs[i].slot = NULL;
 			}
@@ -310,6 +347,7 @@ eslot_release(struct pc_sworker *w, struct pc_eslot *es)
 		if (n > 0) {
 			pc_store_unpin_bulk(st, w->ci, w->locs, n);
 		}
+		es->ftag++;
 	}
 	es->nheld = 0;
 	es->nkeys = 0;
@@ -378,24 +416,6 @@ parse_keys(struct pc_sworker *w, const struct pc_session *s, struct pc_req_slot 
 		}
 	}
 	return 0;
-}
-
-static inline bool
-bit_test(const uint64_t *bits, unsigned int i)
-{
-	return (bits[i / 64] >> (i % 64)) & 1u;
-}
-
-static inline void
-bit_set(uint64_t *bits, unsigned int i)
-{
-	bits[i / 64] |= 1ull << (i % 64);
-}
-
-static inline void
-bit_clear(uint64_t *bits, unsigned int i)
-{
-	bits[i / 64] &= ~(1ull << (i % 64));
 }
 
 /*
@@ -527,14 +547,133 @@ op_set_commit(struct pc_sworker *w, struct pc_session *s, struct pc_eslot *es,
 	complete(w, s, slot, seq, 0, ok);
 }
 
+/* The deadline a remote wait gets: the client's, a little early, and within the lease. */
+static uint64_t
+remote_deadline(const struct pc_sworker *w, uint64_t deadline_ns, uint64_t now_ns)
+{
+	uint64_t end = now_ns + w->ss->lease_ns;
+
+	if (deadline_ns != 0 && deadline_ns < end) {
+		/* Answer before the client gives up: misses, not a timeout. */
+		uint64_t left = deadline_ns > now_ns ? deadline_ns - now_ns : 0;
+
+		end = deadline_ns - PC_MIN(left / 8, PC_SESS_REMOTE_MARGIN_NS);
+	}
+	return end;
+}
+
+static uint64_t
+remote_tag(const struct pc_session *s, uint32_t slot, const struct pc_eslot *es)
+{
+	return (uint64_t)s->id << 32 | (uint64_t)slot << 16 | es->ftag;
+}
+
+/* The remote wait tag names, if it is still waiting; NULL otherwise. */
+static struct pc_eslot *
+remote_find(struct pc_sworker *w, uint64_t tag, struct pc_session **sp, uint32_t *slotp)
+{
+	struct pc_session *s = worker_find(w, (uint32_t)(tag >> 32));
+	uint32_t slot = (uint32_t)(tag >> 16) & 0xffffu;
+	struct pc_eslot *es;
+
+	if (s == NULL || slot >= s->nslots) {
+		return NULL;
+	}
+	es = &s->eslots[slot];
+	if (es->state != ES_REMOTE || es->ftag != (uint16_t)tag) {
+		return NULL;
+	}
+	*sp = s;
+	*slotp = slot;
+	return es;
+}
+
+static void exists_remote_done(void *arg, uint64_t tag, struct pc_fetch_result *res,
+			       unsigned int n);
+
+/* Other nodes answered a GET's local misses (this worker). */
+static void
+get_remote_done(void *arg, uint64_t tag, struct pc_fetch_result *res, unsigned int n)
+{
+	struct pc_sworker *w = arg;
+	struct pc_session *s;
+	struct pc_req_slot *rs;
+	struct pc_eslot *es;
+	uint32_t slot;
+	unsigned int i;
+
+	es = remote_find(w, tag, &s, &slot);
+	if (es == NULL) {
+		return; /* the session went, or the slot moved on: the landing slots go back */
+	}
+	rs = req_slot(s, slot);
+	for (unsigned int j = 0; j < n; j++) {
+		struct pc_req_key *k;
+
+		i = es->rmap[j];
+		k = &rs->keys[i];
+		if (res[j].rc != 0) {
+			k->result = res[j].rc == -ETIMEDOUT ? -ETIMEDOUT : -ENOENT;
+			continue;
+		}
+		es->locs[i] = res[j].staged;
+		res[j].staged.slot = NULL;
+		bit_set(es->staged, i);
+		es->nheld++;
+		k->page_off = es->locs[i].off;
+		k->len = es->locs[i].len;
+		k->generation = res[j].generation;
+		k->result = 0;
+	}
+	es->state = es->nheld > 0 ? ES_HOLD_PIN : ES_IDLE;
+	es->deadline_tsc = rte_rdtsc() + w->ss->lease_tsc;
+	complete(w, s, slot, es->seq, 0, es->nheld);
+	notify_client(s);
+}
+
+/*
+ * Send a request's local misses to the nodes that hold them. Returns true
+ * when the slot now waits for them (it completes in the callback).
+ */
+static bool
+remote_start(struct pc_sworker *w, struct pc_session *s, struct pc_eslot *es, uint32_t slot,
+	     uint32_t seq, uint32_t op, unsigned int nmiss, uint64_t deadline_ns)
+{
+	const struct pc_store_key *kp[PC_REQ_MAX_KEYS];
+	uint64_t now_ns = mono_ns();
+	int rc;
+
+	for (unsigned int j = 0; j < nmiss; j++) {
+		kp[j] = &w->keys[es->rmap[j]];
+	}
+	es->rop = (uint8_t)op;
+	es->seq = seq;
+	es->ftag++;
+	if (op == PC_OP_GET) {
+		rc = pc_fetch_get(w->fetch, kp, nmiss, remote_deadline(w, deadline_ns, now_ns),
+				  now_ns, get_remote_done, w, remote_tag(s, slot, es));
+	} else {
+		rc = pc_fetch_exists(w->fetch, kp, nmiss, remote_deadline(w, deadline_ns, now_ns),
+				     now_ns, exists_remote_done, w, remote_tag(s, slot, es));
+	}
+	if (rc != 0) {
+		return false; /* answered with what this node has */
+	}
+	es->state = ES_REMOTE;
+	w->stats.remote_waits++;
+	return true;
+}
+
 static void
 op_get(struct pc_sworker *w, struct pc_session *s, struct pc_eslot *es, struct pc_req_slot *rs,
-       uint32_t slot, uint32_t seq, uint32_t nkeys, uint64_t now_tsc)
+       uint32_t slot, uint32_t seq, uint32_t nkeys, uint64_t deadline_ns, uint64_t now_tsc)
 {
 	unsigned int i;
 	unsigned int hits;
+	unsigned int nmiss = 0;
 
 	hits = pc_store_lookup_pin_burst(w->ss->st, w->ci, w->kp, nkeys, es->locs, w->rc);
+	memset(es->staged, 0, sizeof(es->staged));
 	for (i = 0; i < nkeys; i++) {
 		struct pc_req_key *k = &rs->keys[i];
 
@@ -544,11 +683,16 @@ op_get(struct pc_sworker *w, struct pc_session *s, struct pc_eslot *es, struct p
 			k->generation = es->locs[i].generation;
 		} else {
 			es->locs[i].slot = NULL;
+			es->rmap[nmiss++] = (uint8_t)i;
 		}
 		k->result = w->rc[i];
 	}
 	es->nkeys = (uint16_t)nkeys;
 	es->nheld = (uint16_t)hits;
+	if (nmiss > 0 && w->fetch != NULL &&
+	    remote_start(w, s, es, slot, seq, PC_OP_GET, nmiss, deadline_ns)) {
+		return;
+	}
 	if (hits > 0) {
 		es->state = ES_HOLD_PIN;
 		es->deadline_tsc = now_tsc + w->ss->lease_tsc;
@@ -556,11 +700,52 @@ op_get(struct pc_sworker *w, struct pc_session *s, struct pc_eslot *es, struct p
 	complete(w, s, slot, seq, 0, hits);
 }
 
+/* Leading keys present, from the present bits of n keys. */
+static unsigned int
+leading(const uint64_t *bits, unsigned int n)
+{
+	unsigned int i = 0;
+
+	while (i < n && bit_test(bits, i)) {
+		i++;
+	}
+	return i;
+}
+
+/* Other nodes answered an EXISTS's local misses (this worker). */
 static void
-op_exists(struct pc_sworker *w, struct pc_session *s, struct pc_req_slot *rs, uint32_t slot,
-	  uint32_t seq, uint32_t nkeys)
+exists_remote_done(void *arg, uint64_t tag, struct pc_fetch_result *res, unsigned int n)
+{
+	struct pc_sworker *w = arg;
+	struct pc_session *s;
+	struct pc_req_slot *rs;
+	struct pc_eslot *es;
+	uint32_t slot;
+	uint64_t bits[PC_REQ_MAX_KEYS / 64];
+
+	es = remote_find(w, tag, &s, &slot);
+	if (es == NULL) {
+		return;
+	}
+	rs = req_slot(s, slot);
+	memcpy(bits, es->pending, sizeof(bits));
+	for (unsigned int j = 0; j < n; j++) {
+		if (res[j].rc == 0) {
+			bit_set(bits, es->rmap[j]);
+		}
+	}
+	memcpy(rs->present, bits, sizeof(bits));
+	es->state = ES_IDLE;
+	complete(w, s, slot, es->seq, 0, leading(bits, es->nkeys));
+	notify_client(s);
+}
+
+static void
+op_exists(struct pc_sworker *w, struct pc_session *s, struct pc_eslot *es, struct pc_req_slot *rs,
+	  uint32_t slot, uint32_t seq, uint32_t nkeys, uint64_t deadline_ns)
 {
 	uint64_t bits[PC_REQ_MAX_KEYS / 64] = {0};
+	unsigned int nmiss = 0;
 	unsigned int lead;
 	unsigned int i;
 
@@ -568,7 +753,18 @@ op_exists(struct pc_sworker *w, struct pc_session *s, struct pc_req_slot *rs, ui
 	for (i = 0; i < nkeys; i++) {
 		if (w->present[i]) {
 			bit_set(bits, i);
+		} else {
+			es->rmap[nmiss++] = (uint8_t)i;
 		}
+	}
+	if (nmiss > 0 && w->fetch != NULL) {
+		memcpy(es->pending, bits, sizeof(bits));
+		es->nkeys = (uint16_t)nkeys;
+		es->nheld = 0;
+		if (remote_start(w, s, es, slot, seq, PC_OP_EXISTS, nmiss, deadline_ns)) {
+			return;
+		}
+		es->nkeys = 0;
 	}
 	memcpy(rs->present, bits, sizeof(bits));
 	complete(w, s, slot, seq, 0, lead);
@@ -728,7 +924,7 @@ handle_request(struct pc_sworker *w, struct pc_session *s, const struct pc_ring_
 	}
 	rs = req_slot(s, slot);
 	es = &s->eslots[slot];
-	if (es->state == ES_PARKED || es->state == ES_CLEARING) {
+	if (es->state == ES_PARKED || es->state == ES_CLEARING || es->state == ES_REMOTE) {
 		/* Resubmitted while still running: the client broke the protocol. */
 		w->stats.bad_requests++;
 		return;
@@ -788,7 +984,7 @@ handle_request(struct pc_sworker *w, struct pc_session *s, const struct pc_ring_
 		op_set_commit(w, s, es, rs, slot, seq);
 		break;
 	case PC_OP_GET:
-		op_get(w, s, es, rs, slot, seq, nkeys, now_tsc);
+		op_get(w, s, es, rs, slot, seq, nkeys, deadline_ns, now_tsc);
 		break;
 	case PC_OP_GET_DONE: {
 		uint32_t n = es->state == ES_HOLD_PIN ? es->nheld : 0;
@@ -798,7 +994,7 @@ handle_request(struct pc_sworker *w, struct pc_session *s, const struct pc_ring_
 		break;
 	}
 	case PC_OP_EXISTS:
-		op_exists(w, s, rs, slot, seq, nkeys);
+		op_exists(w, s, es, rs, slot, seq, nkeys, deadline_ns);
 		break;
 	case PC_OP_DELETE:
 		op_delete(w, s, rs, slot, seq, nkeys);
@@ -1652,6 +1848,14 @@ pc_sessions_set_admin(struct pc_sessions *ss, pc_sessions_admin_fn fn, void *arg
 }
 
 void
+pc_sessions_set_fetch(struct pc_sessions *ss, unsigned int worker, struct pc_fetch *f)
+{
+	if (ss != NULL && worker < ss->nworkers) {
+		ss->workers[worker]->fetch = f;
+	}
+}
+
+void
 pc_sessions_get_stats(const struct pc_sessions *ss, struct pc_sessions_stats *stats)
 {
 	unsigned int i;
@@ -1668,5 +1872,6 @@ pc_sessions_get_stats(const struct pc_sessions *ss, struct pc_sessions_stats *st
 		stats->bad_requests += w->stats.bad_requests;
 		stats->expired_holds += w->stats.expired_holds;
 		stats->parked += w->stats.parked;
+		stats->remote_waits += w->stats.remote_waits;
 	}
 }

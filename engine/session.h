@@ -39,6 +39,7 @@ struct pc_sessions_stats {
 	uint64_t bad_requests;  /* requests failed as malformed, or dropped */
 	uint64_t expired_holds; /* allocations or pins released by their lease */
 	uint64_t parked;        /* SET allocations retried for lack of memory */
+	uint64_t remote_waits;  /* GETs and EXISTS whose local misses went to other nodes */
 };
 
 /*
@@ -73,6 +74,17 @@ typedef void (*pc_sessions_admin_fn)(void *arg, int fd);
  * (NULL: such a message is refused like any bad hello). Control lcore.
  */
 void pc_sessions_set_admin(struct pc_sessions *ss, pc_sessions_admin_fn fn, void *arg);
+
+struct pc_fetch;
+
+/*
+ * Give worker `worker` (0..workers-1) its remote reader (fetch.h, created
+ * for that worker's lcore and cache index): from then on a GET or EXISTS
+ * with keys missing here asks the cluster for them, and completes when the
+ * other nodes answered (or the deadline came). NULL: local pages only.
+ * Control lcore, before pc_runtime_launch().
+ */
+void pc_sessions_set_fetch(struct pc_sessions *ss, unsigned int worker, struct pc_fetch *f);
 
 /* Counters summed over lcores. Any thread; values may be slightly stale. */
 void pc_sessions_get_stats(const struct pc_sessions *ss, struct pc_sessions_stats *stats);
