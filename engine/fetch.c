@@ -509,7 +509,6 @@ post_pending(struct pc_fetch *f, uint64_t now_ns)
 			.incarnation = l->incarnation,
 			.host = ep->host,
 			.port = ep->port,
-			.rkey = l->rkey,
 		};
 		struct fetch_key *next = fk;
 		unsigned int n = 0;

@@ -74,6 +74,8 @@ struct rdma_chan {
 	struct ibv_cq *cq;
 	struct ibv_qp *qp;
 	uint32_t psn;
+	uint32_t rkey;  /* the peer's segment registration, from its handshake record */
+	uint64_t rbase; /* the peer's segment address, likewise */
 	bool dv;
 	struct pc_mlx5_cq mcq;
 	unsigned int depth;
@@ -642,6 +644,8 @@ pc_rdma_chan_connect(struct pc_xport *x, uint64_t id, const struct pc_qp_info *r
 		PC_LOG(ERR, verbs, "rdma: QP to RTS: %s", strerror(err));
 		goto err_kill;
 	}
+	ch->rkey = remote->rkey;
+	ch->rbase = remote->seg_base;
 	ch->state = CHAN_READY;
 	x->peers[ch->peer].n_init--;
 	x->st.channels_open++;
@@ -757,8 +761,8 @@ rdma_destroy(struct pc_xport *x)
 
 /* Post up to n READs on ch as one WR chain (one doorbell). Returns how many were taken. */
 static unsigned int
-chan_post(struct pc_xport *x, struct rdma_chan *ch, const struct pc_xport_peer *peer,
-	  const struct pc_xport_read *reads, unsigned int n, uint64_t deadline_ns)
+chan_post(struct pc_xport *x, struct rdma_chan *ch, const struct pc_xport_read *reads,
+	  unsigned int n, uint64_t deadline_ns)
 {
 	struct ibv_send_wr wr[PC_RDMA_DEPTH_MAX];
 	struct ibv_sge sge[PC_RDMA_DEPTH_MAX];
@@ -789,8 +793,8 @@ chan_post(struct pc_xport *x, struct rdma_chan *ch, const struct pc_xport_peer *
 		wr[i].num_sge = 1;
 		wr[i].opcode = IBV_WR_RDMA_READ;
 		wr[i].send_flags = IBV_SEND_SIGNALED;
-		wr[i].wr.rdma.remote_addr = peer->seg_base + reads[i].remote_off;
-		wr[i].wr.rdma.rkey = peer->rkey;
+		wr[i].wr.rdma.remote_addr = ch->rbase + reads[i].remote_off;
+		wr[i].wr.rdma.rkey = ch->rkey;
 	}
 	rc = ibv_post_send(ch->qp, wr, &bad);
 	if (rc == 0) {
@@ -823,8 +827,7 @@ rdma_post_reads(struct pc_xport *x, const struct pc_xport_peer *peer,
 		const struct pc_xport_read *r = &reads[i];
 
 		if (r->len == 0 || r->local_off > x->seg_size ||
-		    r->len > x->seg_size - r->local_off || r->len > UINT64_MAX - peer->seg_base ||
-		    r->remote_off > UINT64_MAX - peer->seg_base - r->len) {
+		    r->len > x->seg_size - r->local_off || r->remote_off > UINT64_MAX - r->len) {
 			return -EINVAL;
 		}
 	}
@@ -843,7 +846,7 @@ rdma_post_reads(struct pc_xport *x, const struct pc_xport_peer *peer,
 		unsigned int before = p->n;
 
 		if (ch->state == CHAN_READY) {
-			taken += chan_post(x, ch, peer, reads + taken, n - taken, deadline_ns);
+			taken += chan_post(x, ch, reads + taken, n - taken, deadline_ns);
 		}
 		if (p->n == before) {
 			i++; /* else the channel died and another took its place in the list */

@@ -57,8 +57,7 @@ struct pc_xport_peer {
 	uint64_t incarnation; /* a new one drops the old channels */
 	const char *host;     /* IP literal of the data endpoint */
 	uint16_t port;
-	uint32_t rkey;     /* rdma: the owner's segment registration */
-	uint64_t seg_base; /* rdma: the owner's segment address */
+	/* rdma: the owner's segment rkey and address come in its handshake record (qp_proto.h). */
 };
 
 struct pc_xport_read {

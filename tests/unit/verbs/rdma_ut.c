@@ -413,9 +413,11 @@ static const struct pc_xport_peer g_peer = {
 	.node_id = "node-b",
 	.incarnation = 7,
 	.host = "10.0.0.2",
-	.rkey = 0xABCD,
-	.seg_base = 0x7f0000000000ull,
 };
+
+/* The peer's segment, as its handshake record (remote_info) names it. */
+#define PEER_RKEY     0xABCDu
+#define PEER_SEG_BASE 0x7f0000000000ull
 
 static void
 connect_cb(void *arg, const struct pc_xport_peer *peer)
@@ -514,8 +516,8 @@ remote_info(void)
 			       .psn = 0x00ABCD,
 			       .lid = 0x77,
 			       .mtu = IBV_MTU_2048,
-			       .rkey = 0xABCD,
-			       .seg_base = 0x7f0000000000ull,
+			       .rkey = PEER_RKEY,
+			       .seg_base = PEER_SEG_BASE,
 			       .incarnation = 7};
 
 	for (unsigned int i = 0; i < 16; i++) {
@@ -900,8 +902,9 @@ test_post_chain(void)
 
 		CU_ASSERT_EQUAL(w->opcode, IBV_WR_RDMA_READ);
 		CU_ASSERT_EQUAL(w->send_flags & IBV_SEND_SIGNALED, IBV_SEND_SIGNALED);
-		CU_ASSERT_EQUAL(w->wr.rdma.remote_addr, g_peer.seg_base + r[i].remote_off);
-		CU_ASSERT_EQUAL(w->wr.rdma.rkey, g_peer.rkey);
+		/* The address and key come from the peer's handshake record, not the caller. */
+		CU_ASSERT_EQUAL(w->wr.rdma.remote_addr, PEER_SEG_BASE + r[i].remote_off);
+		CU_ASSERT_EQUAL(w->wr.rdma.rkey, PEER_RKEY);
 		CU_ASSERT_EQUAL(s->addr, (uint64_t)(uintptr_t)(g_seg + r[i].local_off));
 		CU_ASSERT_EQUAL(s->length, r[i].len);
 		CU_ASSERT_EQUAL(s->lkey, 0x1111);
