@@ -4,6 +4,7 @@
  * grouped per peer, header checks, the next location on failure.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>

@@ -104,7 +104,9 @@ struct pc_fetch *pc_fetch_create(const struct pc_fetch_opts *o);
 /*
  * Free everything; landing slots still held here are given back; pending
  * callbacks never run. Only when nothing will deliver a lookup any more
- * (the lcores have stopped). Accepts NULL.
+ * (the lcores have stopped), and with the transport destroyed right after,
+ * never polled again (a READ in flight would land in a freed slot).
+ * Accepts NULL.
  */
 void pc_fetch_destroy(struct pc_fetch *f);
 
@@ -118,7 +120,10 @@ int pc_fetch_get(struct pc_fetch *f, const struct pc_store_key *const keys[], un
 		 uint64_t deadline_ns, uint64_t now_ns, pc_fetch_done_fn cb, void *arg,
 		 uint64_t tag);
 
-/* As pc_fetch_get, asking only whether another live node holds each key: rc 0 or -ENOENT. */
+/*
+ * As pc_fetch_get, asking only whether another live node holds each key:
+ * rc 0, -ENOENT, or -ETIMEDOUT (the directory did not answer in time).
+ */
 int pc_fetch_exists(struct pc_fetch *f, const struct pc_store_key *const keys[], unsigned int n,
 		    uint64_t deadline_ns, uint64_t now_ns, pc_fetch_done_fn cb, void *arg,
 		    uint64_t tag);

@@ -593,6 +593,15 @@ loc_allocated(const struct pc_store_loc *loc)
 	return s;
 }
 
+/* prefix_depth of a landing slot (pc_store_stage): never a SET's, which are clamped below it. */
+#define SLOT_STAGED UINT32_MAX
+
+static bool
+slot_staged(const struct pc_slot *s)
+{
+	return s->prefix_depth == SLOT_STAGED;
+}
+
 /* alloc and stage: a slot for k's page of len payload bytes; stage skips the dedup check. */
 static int
 slot_reserve(struct pc_store *st, unsigned int ci, const struct pc_store_key *k, uint32_t len,
@@ -650,7 +659,7 @@ slot_reserve(struct pc_store *st, unsigned int ci, const struct pc_store_key *k,
 	c->gen_ctr++;
 	s->generation = c->gen_ctr * st->nb_caches + ci; /* unique per store */
 	s->payload_len = len;
-	s->prefix_depth = prefix_depth;
+	s->prefix_depth = stage ? SLOT_STAGED : PC_MIN(prefix_depth, SLOT_STAGED - 1);
 	s->key_len = k->len;
 	memcpy(s->digest, k->digest, PC_PAGE_DIGEST_LEN);
 	__atomic_store_n(&s->clock_ref, 0, __ATOMIC_RELAXED);
@@ -698,6 +707,9 @@ pc_store_unstage(struct pc_store *st, unsigned int ci, struct pc_store_loc *loc)
 		return;
 	}
 	s = loc_allocated(loc);
+	if (s != NULL && !slot_staged(s)) {
+		return; /* a SET's allocation: pc_store_abort()'s to drop */
+	}
 	loc->slot = NULL;
 	if (s == NULL) {
 		return;
@@ -724,8 +736,8 @@ pc_store_commit(struct pc_store *st, unsigned int ci, struct pc_store_loc *loc)
 		return -EINVAL;
 	}
 	s = loc_allocated(loc);
-	if (s == NULL) {
-		return -EINVAL;
+	if (s == NULL || slot_staged(s)) {
+		return -EINVAL; /* a landing slot is never published */
 	}
 	c = &st->caches[ci];
 	loc->slot = NULL;
@@ -804,6 +816,10 @@ pc_store_abort(struct pc_store *st, unsigned int ci, struct pc_store_loc *loc)
 		return;
 	}
 	s = loc_allocated(loc);
+	if (s != NULL && slot_staged(s)) {
+		pc_store_unstage(st, ci, loc); /* a landing slot, counted as one */
+		return;
+	}
 	loc->slot = NULL;
 	if (s == NULL) {
 		return;

@@ -235,7 +235,12 @@ void pc_store_count_nospace(struct pc_store *st, unsigned int ci, unsigned int n
 int pc_store_stage(struct pc_store *st, unsigned int ci, const struct pc_store_key *k, uint32_t len,
 		   struct pc_store_loc *loc);
 
-/* Give a landing slot back (its header is cleared first). loc is consumed. Any lcore. */
+/*
+ * Give a landing slot back (its header is cleared first). loc is consumed;
+ * a SET's allocation is left alone (pc_store_abort drops those, and gives a
+ * landing slot back as this does). pc_store_commit() refuses a landing
+ * slot (-EINVAL). Any lcore.
+ */
 void pc_store_unstage(struct pc_store *st, unsigned int ci, struct pc_store_loc *loc);
 
 /*

@@ -9,7 +9,10 @@
  * recently read pages and drops deep prefix pages first; probes do not keep
  * pages alive; a full segment recovers through eviction, also for another
  * page size; clearing a namespace touches no other; and two worker threads
- * racing sets, gets, deletes and the evictor never see wrong bytes.
+ * racing sets, gets, deletes and the evictor never see wrong bytes. A
+ * landing slot for a remote GET (stage) is never seen by a GET, an EXISTS,
+ * a remote pin or the directory, is never deduped or evicted, and unstage
+ * clears its header and gives the memory back, once.
  *
  * Time is driven by hand (pc_store_poll / pc_store_evict_poll get now_tsc
  * from the test), except in the thread test, which runs on the TSC.
@@ -1268,6 +1271,306 @@ test_two_workers(void)
 	pc_store_destroy(r.st);
 }
 
+/* ---- landing slots for remote GETs ---- */
+
+/* Write a page of key k, payload pattern(id), generation gen into the slot at off: a landed READ.
+ */
+static void
+land(struct pc_store *st, uint64_t off, const struct pc_store_key *k, uint32_t id, uint32_t len,
+     uint64_t gen)
+{
+	pattern(seg_payload(st, off), len, id);
+	CU_ASSERT_EQUAL_FATAL(pc_page_publish(seg_hdr(st, off), k->digest, gen, len, true), 0);
+	CU_ASSERT_EQUAL_FATAL(pc_page_check(seg_hdr(st, off), seg_payload(st, off), len, k->digest,
+					    gen, len, true),
+			      0);
+}
+
+/* Events and announced offsets, for the staging tests. */
+struct stage_ev {
+	unsigned int n;
+	uint64_t off[8];
+};
+
+static void
+stage_ev_cb(void *arg, unsigned int ci, bool published, const struct pc_store_event *ev)
+{
+	struct stage_ev *r = arg;
+
+	(void)ci;
+	(void)published;
+	if (r->n < PC_ARRAY_SIZE(r->off)) {
+		r->off[r->n] = ev->off;
+	}
+	r->n++;
+}
+
+/*
+ * A landing slot is nobody's page: a GET, an EXISTS, a remote pin_at, the
+ * directory's events and an announce walk never see it, even holding a
+ * valid page; it is counted, and unstage gives the memory back.
+ */
+static void
+test_stage_invisible(void)
+{
+	struct pc_store *st = store_new(true);
+	struct stage_ev ev = {0};
+	struct pc_store_walk w = {0};
+	struct pc_store_stats s0, s;
+	struct pc_store_key k;
+	struct pc_store_loc loc, pin;
+	uint64_t off_pub;
+	unsigned int steps = 0;
+
+	pc_store_set_event_cb(st, stage_ev_cb, &ev);
+	mkkey(&k, "stg", 1);
+	CU_ASSERT_EQUAL_FATAL(set_page(st, CI_W0, &k, 1, 5000, 0, &off_pub), 0);
+	CU_ASSERT_EQUAL(ev.n, 1);
+	mkkey(&k, "stg", 2);
+	pc_store_get_stats(st, &s0);
+	CU_ASSERT_EQUAL(s0.staged, 0);
+	CU_ASSERT_EQUAL(s0.staged_now, 0);
+
+	CU_ASSERT_EQUAL_FATAL(pc_store_stage(st, CI_W1, &k, 8000, &loc), 0);
+	CU_ASSERT_PTR_NOT_NULL(loc.slot);
+	CU_ASSERT_EQUAL(loc.len, 8000);
+	CU_ASSERT_NOT_EQUAL(loc.off, off_pub);
+	/* The owner's page lands: a valid header for k, another node's generation. */
+	land(st, loc.off, &k, 2, 8000, 4242);
+	CU_ASSERT_EQUAL(get_page(st, CI_W0, &k, 2, 8000), -ENOENT);
+	CU_ASSERT_FALSE(exists1(st, &k));
+	CU_ASSERT_EQUAL(pc_store_pin_at(st, CI_W0, loc.off, loc.generation, &pin), -ENOENT);
+	CU_ASSERT_EQUAL(pc_store_pin_at(st, CI_W0, loc.off, 4242, &pin), -ENOENT);
+	CU_ASSERT_PTR_NULL(pin.slot);
+	CU_ASSERT_EQUAL(ev.n, 1); /* no event for a landing slot */
+	while (!w.done && steps++ < 1000) {
+		pc_store_announce(st, CI_CTRL, &w, 16);
+	}
+	CU_ASSERT_TRUE(w.done);
+	CU_ASSERT_EQUAL_FATAL(ev.n, 2); /* the published page, announced once; not the slot */
+	CU_ASSERT_EQUAL(ev.off[1], off_pub);
+
+	pc_store_get_stats(st, &s);
+	CU_ASSERT_EQUAL(s.staged, 1);
+	CU_ASSERT_EQUAL(s.staged_now, 1);
+	CU_ASSERT_EQUAL(s.pages, 1);
+	CU_ASSERT_EQUAL(s.sets, 1);
+	CU_ASSERT_EQUAL(s.bytes_used, s0.bytes_used);
+	CU_ASSERT(s.bytes_free < s0.bytes_free);
+
+	/* Given back: the header that was valid is gone, the memory is free again. */
+	pc_store_unstage(st, CI_W1, &loc);
+	CU_ASSERT_PTR_NULL(loc.slot);
+	CU_ASSERT_NOT_EQUAL(seg_hdr(st, loc.off)->magic, PC_PAGE_MAGIC);
+	CU_ASSERT_NOT_EQUAL(pc_page_check(seg_hdr(st, loc.off), seg_payload(st, loc.off), 8000,
+					  k.digest, 4242, 8000, false),
+			    0);
+	pc_store_get_stats(st, &s);
+	CU_ASSERT_EQUAL(s.staged, 1);
+	CU_ASSERT_EQUAL(s.staged_now, 0);
+	CU_ASSERT_EQUAL(s.bytes_free, s0.bytes_free);
+	CU_ASSERT_EQUAL(s.set_aborted, 0);
+	CU_ASSERT_EQUAL(s.quarantined, 0);
+	CU_ASSERT_EQUAL(get_page(st, CI_W0, &k, 2, 8000), -ENOENT);
+	pc_store_destroy(st);
+}
+
+/* A landing slot for a key published here meanwhile: no dedup, the published page untouched. */
+static void
+test_stage_published_key(void)
+{
+	struct pc_store *st = store_new(true);
+	struct pc_store_stats s;
+	struct pc_store_key k;
+	struct pc_store_loc a, b;
+	uint64_t off_pub;
+
+	mkkey(&k, "stg", 7);
+	CU_ASSERT_EQUAL_FATAL(set_page(st, CI_W0, &k, 7, 5000, 0, &off_pub), 0);
+	CU_ASSERT_EQUAL_FATAL(pc_store_stage(st, CI_W0, &k, 5000, &a), 0);
+	CU_ASSERT_NOT_EQUAL(a.off, off_pub);
+	/* Twice, even: two reads of one key in flight. */
+	CU_ASSERT_EQUAL_FATAL(pc_store_stage(st, CI_W1, &k, 5000, &b), 0);
+	CU_ASSERT_NOT_EQUAL(b.off, a.off);
+	CU_ASSERT_NOT_EQUAL(b.off, off_pub);
+	/* Different bytes land in one: the published page still reads as itself. */
+	land(st, a.off, &k, 99, 5000, 1234);
+	CU_ASSERT_EQUAL(get_page(st, CI_W0, &k, 7, 5000), 0);
+	pc_store_get_stats(st, &s);
+	CU_ASSERT_EQUAL(s.set_dedup, 0);
+	CU_ASSERT_EQUAL(s.staged, 2);
+	CU_ASSERT_EQUAL(s.staged_now, 2);
+	CU_ASSERT_EQUAL(s.pages, 1);
+	pc_store_unstage(st, CI_W0, &a);
+	pc_store_unstage(st, CI_W1, &b);
+	CU_ASSERT_EQUAL(get_page(st, CI_W0, &k, 7, 5000), 0);
+	/* Deleting the published key leaves nothing behind: the slots were never indexed. */
+	CU_ASSERT_EQUAL(pc_store_delete(st, CI_W0, &k), 0);
+	CU_ASSERT_EQUAL(pc_store_delete(st, CI_W0, &k), -ENOENT);
+	pc_store_get_stats(st, &s);
+	CU_ASSERT_EQUAL(s.staged_now, 0);
+	CU_ASSERT_EQUAL(s.pages, 0);
+	pc_store_destroy(st);
+}
+
+/* Unstage of a consumed location, or a stale copy of one whose slot was handed out again: a no-op.
+ */
+static void
+test_unstage_consumed(void)
+{
+	struct pc_store *st = store_new(false);
+	struct pc_store_stats s0, s;
+	struct pc_store_key k;
+	struct pc_store_loc loc, copy, again;
+
+	mkkey(&k, "stg", 3);
+	pc_store_get_stats(st, &s0);
+	CU_ASSERT_EQUAL_FATAL(pc_store_stage(st, CI_W0, &k, 9000, &loc), 0);
+	copy = loc;
+	pc_store_unstage(st, CI_W0, &loc);
+	pc_store_unstage(st, CI_W0, &loc); /* consumed: slot NULL */
+	pc_store_get_stats(st, &s);
+	CU_ASSERT_EQUAL(s.staged_now, 0);
+	CU_ASSERT_EQUAL(s.bytes_free, s0.bytes_free);
+	/* Not quarantined: the slot is the next one handed out on this lcore. */
+	CU_ASSERT_EQUAL_FATAL(pc_store_stage(st, CI_W0, &k, 9000, &again), 0);
+	CU_ASSERT_EQUAL_FATAL(again.off, copy.off); /* the test means a reused slot */
+	CU_ASSERT_NOT_EQUAL(again.generation, copy.generation);
+	land(st, again.off, &k, 3, 9000, 77);
+	pc_store_unstage(st, CI_W0, &copy); /* the old copy must not free the new landing */
+	pc_store_get_stats(st, &s);
+	CU_ASSERT_EQUAL(s.staged_now, 1);
+	CU_ASSERT(s.bytes_free < s0.bytes_free);
+	CU_ASSERT_EQUAL(seg_hdr(st, again.off)->magic, PC_PAGE_MAGIC);
+	CU_ASSERT(pattern_ok(seg_payload(st, again.off), 9000, 3));
+	/* A SET's allocation does not take it either. */
+	{
+		struct pc_store_key k2;
+		struct pc_store_loc other;
+
+		mkkey(&k2, "stg", 4);
+		CU_ASSERT_EQUAL_FATAL(pc_store_alloc(st, CI_W0, &k2, 9000, 0, &other), 0);
+		CU_ASSERT_NOT_EQUAL(other.off, again.off);
+		pc_store_abort(st, CI_W0, &other);
+	}
+	pc_store_unstage(st, CI_W0, &again);
+	pc_store_get_stats(st, &s);
+	CU_ASSERT_EQUAL(s.staged, 2);
+	CU_ASSERT_EQUAL(s.staged_now, 0);
+	CU_ASSERT_EQUAL(s.bytes_free, s0.bytes_free);
+	/* Bad arguments: nothing happens. */
+	pc_store_unstage(NULL, CI_W0, &again);
+	pc_store_unstage(st, NB_CACHES, &again);
+	pc_store_unstage(st, CI_W0, NULL);
+	pc_store_destroy(st);
+}
+
+/* Landing slots and SET allocations are not mixed up: commit, abort and unstage keep apart. */
+static void
+test_stage_vs_set_calls(void)
+{
+	struct pc_store *st = store_new(false);
+	struct pc_store_stats s0, s;
+	struct pc_store_key k, k2;
+	struct pc_store_loc landing, set, keep;
+
+	mkkey(&k, "stg", 11);
+	mkkey(&k2, "stg", 12);
+	pc_store_get_stats(st, &s0);
+	CU_ASSERT_EQUAL_FATAL(pc_store_stage(st, CI_W0, &k, 6000, &landing), 0);
+	land(st, landing.off, &k, 11, 6000, 5);
+	keep = landing;
+	/* Never published, even holding a valid header: */
+	CU_ASSERT_EQUAL(pc_store_commit(st, CI_W0, &landing), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(landing.slot); /* refused, not consumed */
+	CU_ASSERT_EQUAL(get_page(st, CI_W0, &k, 11, 6000), -ENOENT);
+	/* abort of a landing slot gives it back as one (not a SET aborted). */
+	pc_store_abort(st, CI_W0, &landing);
+	CU_ASSERT_PTR_NULL(landing.slot);
+	pc_store_get_stats(st, &s);
+	CU_ASSERT_EQUAL(s.staged_now, 0);
+	CU_ASSERT_EQUAL(s.set_aborted, s0.set_aborted);
+	CU_ASSERT_EQUAL(s.bytes_free, s0.bytes_free);
+	CU_ASSERT_NOT_EQUAL(seg_hdr(st, keep.off)->magic, PC_PAGE_MAGIC);
+	/* unstage of a SET's allocation leaves it: the SET still commits. */
+	CU_ASSERT_EQUAL_FATAL(pc_store_alloc(st, CI_W0, &k2, 6000, 3, &set), 0);
+	pc_store_unstage(st, CI_W0, &set);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(set.slot);
+	pc_store_get_stats(st, &s);
+	CU_ASSERT_EQUAL(s.staged_now, 0);
+	pattern(seg_payload(st, set.off), 6000, 12);
+	CU_ASSERT_EQUAL(pc_store_commit(st, CI_W0, &set), 0);
+	CU_ASSERT_EQUAL(get_page(st, CI_W0, &k2, 12, 6000), 0);
+	pc_store_destroy(st);
+}
+
+static void
+test_stage_errors(void)
+{
+	struct pc_store *st = store_new(false);
+	struct pc_store_key k;
+	struct pc_store_key empty = {.len = 0};
+	struct pc_store_loc loc;
+	struct pc_store_stats s;
+
+	mkkey(&k, "stg", 5);
+	CU_ASSERT_EQUAL(pc_store_stage(st, CI_W0, &k, 0, &loc), -EMSGSIZE);
+	CU_ASSERT_EQUAL(pc_store_stage(st, CI_W0, &k, PC_PAGE_PAYLOAD_MAX + 1, &loc), -EMSGSIZE);
+	CU_ASSERT_EQUAL(pc_store_stage(st, NB_CACHES, &k, 10, &loc), -EINVAL);
+	CU_ASSERT_EQUAL(pc_store_stage(st, CI_W0, &empty, 10, &loc), -EINVAL);
+	CU_ASSERT_EQUAL(pc_store_stage(st, CI_W0, NULL, 10, &loc), -EINVAL);
+	CU_ASSERT_EQUAL(pc_store_stage(NULL, CI_W0, &k, 10, &loc), -EINVAL);
+	/* Bigger than the segment: no room, never a crash. */
+	CU_ASSERT_EQUAL(pc_store_stage(st, CI_W0, &k, PC_PAGE_PAYLOAD_MAX, &loc), -ENOSPC);
+	pc_store_get_stats(st, &s);
+	CU_ASSERT_EQUAL(s.staged, 0);
+	CU_ASSERT_EQUAL(s.staged_now, 0);
+	pc_store_destroy(st);
+}
+
+/* Under memory pressure the evictor never takes a landing slot: a READ may be landing in it. */
+static void
+test_stage_survives_eviction(void)
+{
+	struct pc_store *st = store_new(true);
+	const uint32_t len = 65536;
+	struct pc_store_stats s;
+	struct pc_store_key k, ks;
+	struct pc_store_loc loc;
+	uint64_t now = T0;
+	unsigned int failed = 0;
+
+	mkkey(&ks, "landing", 1);
+	CU_ASSERT_EQUAL_FATAL(pc_store_stage(st, CI_W1, &ks, len, &loc), 0);
+	land(st, loc.off, &ks, 1000000, len, 31337);
+	for (uint32_t i = 0; i < 700; i++) { /* about 3 segments' worth */
+		int rc;
+
+		mkkey(&k, "press", i);
+		rc = set_page(st, CI_W0, &k, i, len, 0, NULL);
+		for (int tries = 0; rc == -ENOSPC && tries < 8; tries++) {
+			recover(st, &now);
+			rc = set_page(st, CI_W0, &k, i, len, 0, NULL);
+		}
+		failed += rc != 0;
+		pc_store_evict_poll(st, CI_CTRL, now);
+		now += qtsc() / 4;
+		poll_all(st, now);
+	}
+	pc_store_get_stats(st, &s);
+	CU_ASSERT(s.evictions > 0); /* the test means pressure */
+	CU_ASSERT_EQUAL(failed, 0);
+	CU_ASSERT_EQUAL(s.staged_now, 1);
+	CU_ASSERT_EQUAL(pc_page_check(seg_hdr(st, loc.off), seg_payload(st, loc.off), len,
+				      ks.digest, 31337, len, true),
+			0);
+	CU_ASSERT(pattern_ok(seg_payload(st, loc.off), len, 1000000));
+	pc_store_unstage(st, CI_W1, &loc);
+	pc_store_get_stats(st, &s);
+	CU_ASSERT_EQUAL(s.staged_now, 0);
+	pc_store_destroy(st);
+}
+
 static const struct pc_ut_test basic_tests[] = {
 	{"set/get round trip through both mappings", test_round_trip},
 	{"keys, sizes and bad arguments", test_keys_and_errors},
@@ -1295,15 +1598,24 @@ static const struct pc_ut_test evict_tests[] = {
 	{NULL, NULL},
 };
 
+static const struct pc_ut_test stage_tests[] = {
+	{"stage: invisible to GET, EXISTS, pin_at, events", test_stage_invisible},
+	{"stage: no dedup against a published key", test_stage_published_key},
+	{"unstage: consumed or stale copy is a no-op", test_unstage_consumed},
+	{"stage vs SET: commit refuses, abort and unstage keep apart", test_stage_vs_set_calls},
+	{"stage: bad arguments, no room", test_stage_errors},
+	{"stage: the evictor never takes a landing slot", test_stage_survives_eviction},
+	{NULL, NULL},
+};
+
 static const struct pc_ut_test race_tests[] = {
 	{"two workers and the evictor: never wrong bytes", test_two_workers},
 	{NULL, NULL},
 };
 
 static const struct pc_ut_suite suites[] = {
-	{"store basics", NULL, NULL, basic_tests},
-	{"store reuse", NULL, NULL, reuse_tests},
-	{"store eviction", NULL, NULL, evict_tests},
+	{"store basics", NULL, NULL, basic_tests},   {"store reuse", NULL, NULL, reuse_tests},
+	{"store eviction", NULL, NULL, evict_tests}, {"store staging", NULL, NULL, stage_tests},
 	{"store race", NULL, NULL, race_tests},
 };
 
