@@ -93,6 +93,18 @@ struct dir_call {
 	unsigned int n; /* entries in it */
 };
 
+/* A QP_CONNECT in flight: freed by its RPC callback, which may run after cb (destroy). */
+struct qp_call {
+	struct pc_cluster *c;
+	struct qp_call *next;
+	struct qp_call **pprev;
+	struct pc_rpc_peer *peer; /* this call's reference; NULL once put */
+	pc_cluster_qp_done_fn cb;
+	void *arg;
+	uint64_t incarnation; /* the member's, which its record must carry */
+	bool done;            /* cb has run */
+};
+
 struct lookup_op;
 
 /* One DIR_LOOKUP in flight: which keys of the op went to which node. */
@@ -188,6 +200,13 @@ struct pc_cluster {
 
 	struct meta_peer meta[META_PEERS_MAX];
 	unsigned int n_meta;
+
+	/* rdma handshakes: the passive side's handler, the active side's calls. */
+	pc_cluster_qp_fn qp_fn;
+	void *qp_arg;
+	struct qp_call *qps;
+	unsigned int n_qps;
+	bool closing; /* pc_cluster_destroy() is under way: no new calls */
 
 	struct pc_cluster_stats st;
 
@@ -837,6 +856,238 @@ on_dir_request(struct pc_cluster *c, struct pc_rpc_conn *conn, const struct pc_f
 	pc_rpc_reply(conn, h, 0, c->tx, (uint32_t)len);
 }
 
+/* ------------------------------------------------------- rdma handshakes */
+
+static void
+qp_refuse(struct pc_cluster *c, struct pc_rpc_conn *conn, const struct pc_frame_hdr *h, int err,
+	  const char *why)
+{
+	c->st.qp_refused++;
+	pc_rpc_reply_error(conn, h, err, why);
+}
+
+/*
+ * The passive side: a member asks for an RC channel. Only a node
+ * incarnation this node's view has now reaches the handler: a record from
+ * a node it does not know, or from another start of one it knows, would
+ * be a QP kept for something that may never read through it.
+ */
+static void
+on_qp_request(struct pc_cluster *c, struct pc_rpc_conn *conn, const struct pc_frame_hdr *h,
+	      const uint8_t *body, uint32_t blen)
+{
+	struct pc_frame_qp_connect q;
+	struct pc_disc_member m;
+	struct pc_qp_info reply;
+	int len;
+	int rc;
+
+	if (pc_frame_dec_qp_connect(body, blen, &q) != 0) {
+		c->st.bad_requests++;
+		pc_rpc_conn_malformed(conn, "QP_CONNECT body does not decode");
+		return;
+	}
+	c->st.qp_requests++;
+	if (c->opts.role == PC_DISC_ROLE_META) {
+		c->st.bad_requests++;
+		qp_refuse(c, conn, h, -ENOTSUP, "discovery-only engine: no data plane");
+		return;
+	}
+	if (c->qp_fn == NULL) {
+		qp_refuse(c, conn, h, -ENOTSUP, "no rdma transport on this engine");
+		return;
+	}
+	if (pc_disc_node_member(c->node, q.node_id, &m) != 0) {
+		qp_refuse(c, conn, h, -EHOSTUNREACH, "not a member in this node's view");
+		return;
+	}
+	if (m.incarnation != q.info.incarnation) {
+		qp_refuse(c, conn, h, -ESTALE, "another incarnation of the node is the member");
+		return;
+	}
+	memset(&reply, 0, sizeof(reply));
+	reply.incarnation = c->self.incarnation;
+	rc = c->qp_fn(c->qp_arg, q.node_id, &q.info, &reply);
+	len = -EIO;
+	if (rc == 0) {
+		len = pc_frame_enc_qp_connect_reply(c->tx, sizeof(c->tx), &reply);
+		if (len < 0) {
+			PC_LOG(ERR, control,
+			       "QP_CONNECT from %s: the handler's record does not encode",
+			       q.node_id);
+			rc = -EIO;
+		}
+	} else if (rc > 0 || rc < -PC_FRAME_ERRNO_MAX) {
+		rc = -EIO;
+	}
+	if (rc != 0) {
+		qp_refuse(c, conn, h, rc, "rdma channel refused");
+		return;
+	}
+	c->st.qp_served++;
+	pc_rpc_reply(conn, h, 0, c->tx, (uint32_t)len);
+}
+
+void
+pc_cluster_set_qp_handler(struct pc_cluster *c, pc_cluster_qp_fn fn, void *arg)
+{
+	c->qp_fn = fn;
+	c->qp_arg = fn != NULL ? arg : NULL;
+}
+
+static void
+qp_finish(struct qp_call *q, int status, const struct pc_qp_info *reply)
+{
+	if (q->done) {
+		return;
+	}
+	q->done = true;
+	q->c->st.qp_failed += status != 0;
+	q->cb(q->arg, status, reply);
+}
+
+/* What a failed call means to the caller: the peer is out of reach, unless the rpc says more. */
+static int
+qp_call_status(int status)
+{
+	switch (status) {
+	case -ETIMEDOUT:
+	case -ECANCELED:
+	case -EACCES:
+		return status;
+	case -EBADMSG:
+		return -EPROTO;
+	default:
+		return -EHOSTUNREACH;
+	}
+}
+
+static void
+qp_reply(void *arg, int status, const struct pc_frame_hdr *h, const uint8_t *body, uint32_t len)
+{
+	struct qp_call *q = arg;
+	struct pc_frame_error e;
+	struct pc_qp_info info;
+
+	if (status != 0) {
+		status = qp_call_status(status);
+	} else if ((h->flags & PC_FRAME_F_ERROR) != 0) {
+		status = pc_frame_dec_error(body, len, &e) == 0 ? e.status : -EPROTO;
+	} else if (pc_frame_dec_qp_connect_reply(body, len, &info) != 0) {
+		status = -EPROTO;
+	} else if (info.incarnation != q->incarnation) {
+		status = -ESTALE;
+	}
+	qp_finish(q, status, status == 0 ? &info : NULL);
+	*q->pprev = q->next;
+	if (q->next != NULL) {
+		q->next->pprev = q->pprev;
+	}
+	q->c->n_qps--;
+	pc_rpc_peer_put(q->peer);
+	free(q);
+}
+
+int
+pc_cluster_qp_connect(struct pc_cluster *c, const char *node_id, uint64_t incarnation,
+		      const struct pc_qp_info *local, uint64_t timeout_ns, pc_cluster_qp_done_fn cb,
+		      void *arg)
+{
+	struct pc_frame_qp_connect fq;
+	struct pc_disc_member m;
+	struct qp_call *q;
+	uint64_t deadline;
+	int len;
+	int rc;
+
+	if (c == NULL || node_id == NULL || local == NULL || cb == NULL ||
+	    strnlen(node_id, PC_DISC_NODE_ID_MAX) == PC_DISC_NODE_ID_MAX) {
+		return -EINVAL;
+	}
+	if (c->closing) {
+		return -ECANCELED;
+	}
+	if (c->opts.role == PC_DISC_ROLE_META) {
+		return -ENOTSUP;
+	}
+	memset(&fq, 0, sizeof(fq));
+	snprintf(fq.node_id, sizeof(fq.node_id), "%s", c->self.node_id);
+	fq.info = *local;
+	len = pc_frame_enc_qp_connect(c->tx, sizeof(c->tx), &fq);
+	if (len < 0) {
+		return -EINVAL;
+	}
+	if (local->incarnation != c->self.incarnation) {
+		return -ESTALE;
+	}
+	if (pc_disc_node_member(c->node, node_id, &m) != 0 || m.incarnation != incarnation) {
+		return -EHOSTUNREACH;
+	}
+	if (c->n_qps >= PC_CLUSTER_QP_CALLS_MAX) {
+		return -EBUSY;
+	}
+	q = calloc(1, sizeof(*q));
+	if (q == NULL) {
+		return -ENOMEM;
+	}
+	q->peer = pc_rpc_peer_get(c->rpc, m.control.host, m.control.port);
+	if (q->peer == NULL) {
+		rc = errno == ENOMEM ? -ENOMEM : -EHOSTUNREACH;
+		free(q);
+		return rc;
+	}
+	q->c = c;
+	q->cb = cb;
+	q->arg = arg;
+	q->incarnation = incarnation;
+	if (timeout_ns == 0) {
+		timeout_ns = c->request_timeout_ns;
+	}
+	deadline = c->now_ns + PC_MIN(timeout_ns, UINT64_MAX - c->now_ns);
+	rc = pc_rpc_call(q->peer, PC_FRAME_QP_CONNECT, c->tx, (uint32_t)len, deadline, qp_reply, q);
+	if (rc != 0) {
+		pc_rpc_peer_put(q->peer);
+		free(q);
+		return rc;
+	}
+	q->next = c->qps;
+	q->pprev = &c->qps;
+	if (c->qps != NULL) {
+		c->qps->pprev = &q->next;
+	}
+	c->qps = q;
+	c->n_qps++;
+	c->st.qp_calls++;
+	return 0;
+}
+
+/*
+ * Every call ends now with -ECANCELED; then each lets go of its peer. A
+ * peer's last reference cancels its RPC calls at once (qp_reply frees
+ * them); one the ring still holds cancels them when the ring or the rpc goes.
+ */
+static void
+qp_cancel_all(struct pc_cluster *c)
+{
+	for (struct qp_call *q = c->qps; q != NULL; q = q->next) {
+		qp_finish(q, -ECANCELED, NULL);
+	}
+	for (;;) {
+		struct qp_call *q = c->qps;
+		struct pc_rpc_peer *peer;
+
+		while (q != NULL && q->peer == NULL) {
+			q = q->next;
+		}
+		if (q == NULL) {
+			break;
+		}
+		peer = q->peer;
+		q->peer = NULL;
+		pc_rpc_peer_put(peer); /* may free q, and others of the list */
+	}
+}
+
 static void
 on_request(void *arg, struct pc_rpc_conn *conn, const struct pc_frame_hdr *h, const uint8_t *body,
 	   uint32_t len)
@@ -857,6 +1108,9 @@ on_request(void *arg, struct pc_rpc_conn *conn, const struct pc_frame_hdr *h, co
 	case PC_FRAME_MEMBERS:
 	case PC_FRAME_DEREGISTER:
 		on_master_request(c, conn, h, body, len);
+		return;
+	case PC_FRAME_QP_CONNECT:
+		on_qp_request(c, conn, h, body, len);
 		return;
 	default:
 		on_dir_request(c, conn, h, body, len);
@@ -2027,6 +2281,9 @@ pc_cluster_destroy(struct pc_cluster *c)
 	if (c == NULL) {
 		return;
 	}
+	/* Handshake calls end first, before the leave below can answer any of them. */
+	c->closing = true;
+	qp_cancel_all(c);
 	if (c->node != NULL && c->rpc != NULL) {
 		struct pc_disc_action act[PC_DISC_MASTERS_MAX + PC_DISC_SEEDS_MAX];
 		int n = pc_disc_node_leave(c->node, act, PC_ARRAY_SIZE(act));

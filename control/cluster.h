@@ -42,6 +42,7 @@
 #include "config.h"
 #include "directory.h"
 #include "discovery.h"
+#include "qp_proto.h"
 #include "ring.h"
 #include "rpc.h"
 
@@ -173,6 +174,68 @@ void pc_cluster_lookup_miss(struct pc_cluster *c, const void *key, uint32_t key_
 void pc_cluster_stale_loc(struct pc_cluster *c, const void *key, uint32_t key_len,
 			  const struct pc_dir_loc *loc);
 
+/* ---- rdma handshakes (verbs/rdma.h) over the control RPC ---- */
+
+/*
+ * Passive side: node_id (a current member whose incarnation is
+ * remote->incarnation: checked before the call) asks for an RC channel to
+ * this node with its handshake record. Create and connect a QP, fill *reply
+ * with this side's record (it comes in zeroed but for incarnation, this
+ * node's) and return 0; or return -errno (-1..-4095; anything else is sent
+ * as -EIO), sent back as the call's error. Runs inside pc_cluster_poll().
+ */
+typedef int (*pc_cluster_qp_fn)(void *arg, const char *node_id, const struct pc_qp_info *remote,
+				struct pc_qp_info *reply);
+
+/*
+ * Set (fn NULL: clear) the QP_CONNECT handler. Without one, a QP_CONNECT is
+ * answered with -ENOTSUP; a meta-only engine answers -ENOTSUP whatever is
+ * set. A request from a node id that is not a member of this node's view is
+ * answered -EHOSTUNREACH, one whose record names another incarnation than
+ * the member's -ESTALE, neither reaching fn. Control lcore.
+ */
+void pc_cluster_set_qp_handler(struct pc_cluster *c, pc_cluster_qp_fn fn, void *arg);
+
+/*
+ * The end of a pc_cluster_qp_connect(): status 0 and the peer's record
+ * (valid during the call only), or -errno and reply NULL.
+ */
+typedef void (*pc_cluster_qp_done_fn)(void *arg, int status, const struct pc_qp_info *reply);
+
+/*
+ * Active side: send `local` (this node's record: local->incarnation must be
+ * this node's incarnation now) in a QP_CONNECT to member node_id, which must
+ * be a member of this node's view now with that incarnation, at its control
+ * endpoint. Checked at once: on any error returned here cb is never called.
+ * Returns 0; -EINVAL (an argument NULL, a node id or record that does not
+ * encode); -ESTALE (local->incarnation is not this node's: it rejoined as a
+ * new one); -EHOSTUNREACH (node_id is not a member, or not with that
+ * incarnation, or its control endpoint cannot be called); -ENOTSUP (a
+ * meta-only engine); -EBUSY (PC_CLUSTER_QP_CALLS_MAX calls in flight, or
+ * the peer's max_inflight); -ECANCELED (from a callback that
+ * pc_cluster_destroy() runs); -ENOMEM.
+ *
+ * After 0, cb(arg, ...) runs exactly once, from a later pc_cluster_poll()
+ * (or pc_cluster_destroy(), with -ECANCELED), never from here, with:
+ *   0              the peer's record, decoded and checked
+ *                  (pc_qp_info_decode()), its incarnation the one called
+ *   the peer's error (-ENOTSUP: no handler or a meta-only engine;
+ *                  -EHOSTUNREACH / -ESTALE: it does not know this node
+ *                  incarnation (yet); the handler's own -errno)
+ *   -ESTALE        the record names another incarnation than the one called
+ *   -EPROTO        the reply (or its error body) did not decode
+ *   -ETIMEDOUT     no reply within timeout_ns (0 = request_timeout)
+ *   -EACCES        the control handshake failed (cluster_secret differs)
+ *   -EHOSTUNREACH  the connection failed (refused, reset, not an engine)
+ *   -ECANCELED     pc_cluster_destroy()
+ * Counted in qp_calls and, for any status but 0, qp_failed (calls refused
+ * here are not counted). Control lcore.
+ */
+#define PC_CLUSTER_QP_CALLS_MAX 256
+int pc_cluster_qp_connect(struct pc_cluster *c, const char *node_id, uint64_t incarnation,
+			  const struct pc_qp_info *local, uint64_t timeout_ns,
+			  pc_cluster_qp_done_fn cb, void *arg);
+
 /* ---- inspection (peercache-ctl) ---- */
 
 struct pc_cluster_info {
@@ -214,6 +277,11 @@ struct pc_cluster_stats {
 	uint64_t lookup_fallbacks; /* keys sent on to a next replica */
 	uint64_t lookup_failed;    /* keys with no owner answering */
 	uint64_t bad_requests;     /* requests refused: malformed body, wrong kind of engine */
+	uint64_t qp_requests;      /* QP_CONNECT requests whose body decoded */
+	uint64_t qp_served;        /* of those, answered with the handler's record */
+	uint64_t qp_refused;       /* answered with an error (no handler, not a member, handler) */
+	uint64_t qp_calls;         /* pc_cluster_qp_connect() calls accepted */
+	uint64_t qp_failed;        /* of those, ended with an error */
 };
 
 /* The pool bytes in use, sent with the next REGISTER and heartbeat. Control lcore. */

@@ -34,6 +34,7 @@ _Static_assert(PC_FRAME_DIR_STATUS_REPLY_MAX <= PC_FRAME_BODY_MAX, "status reply
 _Static_assert(PC_FRAME_DIR_LOOKUP_REPLY_MAX <= PC_FRAME_BODY_MAX, "DIR_LOOKUP reply cap");
 _Static_assert(PC_FRAME_DIR_EXISTS_REPLY_MAX <= PC_FRAME_BODY_MAX, "DIR_EXISTS reply cap");
 _Static_assert(PC_FRAME_DIR_DELLOC_REQ_MAX <= PC_FRAME_BODY_MAX, "DIR_DELETE_LOC request cap");
+_Static_assert(PC_FRAME_QP_CONNECT_REQ_MAX <= PC_FRAME_BODY_MAX, "QP_CONNECT request cap");
 _Static_assert(PC_FRAME_BODY_MAX <= INT_MAX, "encoders return the size as an int");
 /* A lookup entry's location count is a u8, a string's length a u16. */
 _Static_assert(PC_FRAME_LOCS_MAX <= UINT8_MAX, "nloc is a u8");
@@ -75,6 +76,8 @@ static const struct frame_type_info g_frame_types[PC_FRAME_TYPE__MAX] = {
 	[PC_FRAME_DIR_DELETE_LOC] = {"dir-delete-loc", PC_FRAME_DIR_DELLOC_REQ_MAX,
 				     PC_FRAME_DIR_STATUS_REPLY_MAX},
 	[PC_FRAME_DEREGISTER] = {"deregister", PC_FRAME_HEARTBEAT_REQ_MAX, 0},
+	[PC_FRAME_QP_CONNECT] = {"qp-connect", PC_FRAME_QP_CONNECT_REQ_MAX,
+				 PC_FRAME_QP_CONNECT_REPLY_MAX},
 };
 
 static bool
@@ -420,6 +423,19 @@ wr_location(struct frame_wr *w, const struct pc_frame_location *l)
 	wr_u32(w, l->rkey);
 }
 
+/* A handshake record: encoded on the side first, so a bad one is -EINVAL whatever the room. */
+static void
+wr_qp_info(struct frame_wr *w, const struct pc_qp_info *info)
+{
+	uint8_t rec[PC_QP_INFO_LEN];
+
+	if (pc_qp_info_encode(info, rec, sizeof(rec)) != PC_QP_INFO_LEN) {
+		wr_invalid(w);
+		return;
+	}
+	wr_bytes(w, rec, sizeof(rec));
+}
+
 static int
 wr_finish(const struct frame_wr *w)
 {
@@ -582,6 +598,18 @@ rd_location(struct frame_rd *r, struct pc_frame_location *l)
 	return rd_node_id(r, l->node_id) && rd_u64(r, &l->incarnation) && rd_u64(r, &l->offset) &&
 	       rd_u32(r, &l->length) && rd_u64(r, &l->generation) && rd_u8(r, &l->tier) &&
 	       rd_u32(r, &l->rkey) && frame_location_ok(l);
+}
+
+/* A handshake record: exactly PC_QP_INFO_LEN bytes that pc_qp_info_decode() takes. */
+static bool
+rd_qp_info(struct frame_rd *r, struct pc_qp_info *info)
+{
+	if (rd_left(r) < PC_QP_INFO_LEN ||
+	    pc_qp_info_decode(r->p + r->pos, PC_QP_INFO_LEN, info) != 0) {
+		return false;
+	}
+	r->pos += PC_QP_INFO_LEN;
+	return true;
 }
 
 static bool
@@ -885,6 +913,42 @@ pc_frame_dec_dir_exists_reply(const void *body, size_t len, bool *present, unsig
 		ok = rd_bool(&r, &present[i]);
 	}
 	return rd_finish(&r, ok);
+}
+
+int
+pc_frame_enc_qp_connect(void *buf, size_t cap, const struct pc_frame_qp_connect *q)
+{
+	struct frame_wr w = wr_start(buf, cap);
+
+	wr_node_id(&w, q->node_id);
+	wr_qp_info(&w, &q->info);
+	return wr_finish(&w);
+}
+
+int
+pc_frame_dec_qp_connect(const void *body, size_t len, struct pc_frame_qp_connect *q)
+{
+	struct frame_rd r;
+
+	return rd_finish(&r, rd_start(&r, body, len) && rd_node_id(&r, q->node_id) &&
+				     rd_qp_info(&r, &q->info));
+}
+
+int
+pc_frame_enc_qp_connect_reply(void *buf, size_t cap, const struct pc_qp_info *info)
+{
+	struct frame_wr w = wr_start(buf, cap);
+
+	wr_qp_info(&w, info);
+	return wr_finish(&w);
+}
+
+int
+pc_frame_dec_qp_connect_reply(const void *body, size_t len, struct pc_qp_info *info)
+{
+	struct frame_rd r;
+
+	return rd_finish(&r, rd_start(&r, body, len) && rd_qp_info(&r, info));
 }
 
 int

@@ -22,7 +22,8 @@
  * before it sizes anything, and a body must be consumed exactly.
  *
  * Nothing here allocates, logs or needs DPDK: the decoders are fuzzed on
- * their own (tests/fuzz/frame_fuzz.c). Any thread.
+ * their own (tests/fuzz/frame_fuzz.c, linked with verbs/qp_proto.c, whose
+ * handshake record QP_CONNECT carries). Any thread.
  */
 #ifndef PC_FRAME_H
 #define PC_FRAME_H
@@ -30,6 +31,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "qp_proto.h"
 
 #define PC_FRAME_MAGIC    0x46524350u /* "PCRF" in memory (little-endian) */
 #define PC_FRAME_VERSION  1
@@ -51,6 +54,7 @@ enum pc_frame_type {
 	PC_FRAME_DIR_DELETE = 8,     /* keys; reply: per-key status */
 	PC_FRAME_DIR_DELETE_LOC = 9, /* {key, node id, incarnation, generation}: that node's only */
 	PC_FRAME_DEREGISTER = 10,    /* a node leaving: the heartbeat body; reply empty */
+	PC_FRAME_QP_CONNECT = 11,    /* node id + rdma handshake record; reply: the peer's */
 	PC_FRAME_TYPE__MAX
 };
 
@@ -91,6 +95,8 @@ const char *pc_frame_type_name(uint8_t type);
  *              meta_port u16, pool_capacity u64, pool_used u64
  *   location   node_id, incarnation u64, offset u64, length u32,
  *              generation u64, tier u8, rkey u32
+ *   qp record  PC_QP_INFO_LEN bytes: verbs/qp_proto.h's handshake record
+ *              (pc_qp_info_encode), no length prefix
  *   key        u16 length (1..PC_FRAME_KEY_MAX), the bytes (any values)
  *
  *   type          request                         reply
@@ -108,6 +114,7 @@ const char *pc_frame_type_name(uint8_t type);
  *                  incarnation u64,
  *                  generation u64}
  *   DEREGISTER    as HEARTBEAT                    empty
+ *   QP_CONNECT    node_id, qp record              qp record
  *   any reply with PC_FRAME_F_ERROR: status i32, message
  *
  * Field rules, the same in every encoder (-EINVAL) and decoder (-EBADMSG):
@@ -119,7 +126,9 @@ const char *pc_frame_type_name(uint8_t type);
  *   present 0 or 1; a location's length is > 0 and offset + length does not
  *   wrap; a per-key status is 0 or -errno (-4095..0), an error reply's is
  *   -4095..-1; a lookup entry with a non-zero status has no locations; a
- *   member list names each node id once.
+ *   member list names each node id once; a qp record is one that
+ *   pc_qp_info_decode() takes (magic, version, 24-bit qpn and psn, mtu 1..5,
+ *   reserved bytes 0) and pc_qp_info_encode() writes.
  * So every body that decodes re-encodes to the same bytes.
  *
  * Strings decode into NUL-terminated char arrays (the encoders read them up
@@ -183,6 +192,8 @@ const char *pc_frame_type_name(uint8_t type);
 #define PC_FRAME_DIR_LOOKUP_REPLY_MAX (4u + PC_FRAME_BATCH_MAX * PC_FRAME_LOOKUP_WIRE_MAX)
 #define PC_FRAME_DIR_EXISTS_REPLY_MAX (4u + PC_FRAME_BATCH_MAX * 1u)
 #define PC_FRAME_DIR_DELLOC_REQ_MAX   (4u + PC_FRAME_BATCH_MAX * PC_FRAME_DELLOC_WIRE_MAX)
+#define PC_FRAME_QP_CONNECT_REQ_MAX   (PC_FRAME_STR_WIRE(PC_FRAME_NODE_ID_MAX) + PC_QP_INFO_LEN)
+#define PC_FRAME_QP_CONNECT_REPLY_MAX PC_QP_INFO_LEN
 
 enum pc_frame_role {
 	PC_FRAME_ROLE_INFERENCE = 0,
@@ -260,6 +271,15 @@ struct pc_frame_delete_loc {
 	uint64_t generation; /* 0 = any */
 };
 
+/*
+ * A QP_CONNECT request: the requester's node id and its handshake record
+ * (whose incarnation is the requester's node incarnation).
+ */
+struct pc_frame_qp_connect {
+	char node_id[PC_FRAME_NODE_ID_MAX + 1];
+	struct pc_qp_info info;
+};
+
 /* The body of a reply with PC_FRAME_F_ERROR. */
 struct pc_frame_error {
 	int32_t status; /* -errno */
@@ -331,6 +351,17 @@ int pc_frame_dec_dir_lookup_reply(const void *body, size_t len, struct pc_frame_
 int pc_frame_enc_dir_exists_reply(void *buf, size_t cap, const bool *present, unsigned int n);
 int pc_frame_dec_dir_exists_reply(const void *body, size_t len, bool *present, unsigned int max,
 				  unsigned int *n);
+
+/*
+ * QP_CONNECT request. A record pc_qp_info_encode() refuses is -EINVAL; one
+ * pc_qp_info_decode() refuses is -EBADMSG.
+ */
+int pc_frame_enc_qp_connect(void *buf, size_t cap, const struct pc_frame_qp_connect *q);
+int pc_frame_dec_qp_connect(const void *body, size_t len, struct pc_frame_qp_connect *q);
+
+/* QP_CONNECT reply: the passive side's record, exactly PC_QP_INFO_LEN bytes. */
+int pc_frame_enc_qp_connect_reply(void *buf, size_t cap, const struct pc_qp_info *info);
+int pc_frame_dec_qp_connect_reply(const void *body, size_t len, struct pc_qp_info *info);
 
 /*
  * Error reply (PC_FRAME_F_REPLY | PC_FRAME_F_ERROR), any type. status is

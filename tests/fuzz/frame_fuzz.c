@@ -45,6 +45,7 @@ static uint64_t g_epoch;
 static bool g_known;
 static struct pc_frame_heartbeat g_hb;
 static struct pc_frame_error g_err;
+static struct pc_frame_qp_connect g_qp;
 
 /*
  * A body that decoded: it re-encodes to the same len bytes, within the cap
@@ -147,6 +148,18 @@ reenc_dir_exists_reply(void *buf, size_t cap)
 }
 
 static int
+reenc_qp_connect(void *buf, size_t cap)
+{
+	return pc_frame_enc_qp_connect(buf, cap, &g_qp);
+}
+
+static int
+reenc_qp_connect_reply(void *buf, size_t cap)
+{
+	return pc_frame_enc_qp_connect_reply(buf, cap, &g_qp.info);
+}
+
+static int
 reenc_error(void *buf, size_t cap)
 {
 	return pc_frame_enc_error(buf, cap, g_err.status, g_err.msg);
@@ -165,6 +178,8 @@ enum body_kind {
 	K_DIR_STATUS,
 	K_DIR_LOOKUP_REPLY,
 	K_DIR_EXISTS_REPLY,
+	K_QP_CONNECT,
+	K_QP_CONNECT_REPLY,
 	K_ERROR,
 	K__COUNT
 };
@@ -186,6 +201,8 @@ static const struct {
 	[K_DIR_STATUS] = {PC_FRAME_DIR_PUT, PC_FRAME_F_REPLY, reenc_dir_status},
 	[K_DIR_LOOKUP_REPLY] = {PC_FRAME_DIR_LOOKUP, PC_FRAME_F_REPLY, reenc_dir_lookup_reply},
 	[K_DIR_EXISTS_REPLY] = {PC_FRAME_DIR_EXISTS, PC_FRAME_F_REPLY, reenc_dir_exists_reply},
+	[K_QP_CONNECT] = {PC_FRAME_QP_CONNECT, 0, reenc_qp_connect},
+	[K_QP_CONNECT_REPLY] = {PC_FRAME_QP_CONNECT, PC_FRAME_F_REPLY, reenc_qp_connect_reply},
 	[K_ERROR] = {PC_FRAME_PING, PC_FRAME_F_KNOWN, reenc_error},
 };
 
@@ -216,6 +233,10 @@ decode_kind(enum body_kind k, const uint8_t *b, size_t len)
 		return pc_frame_dec_dir_lookup_reply(b, len, g_lookups, PC_FRAME_BATCH_MAX, &g_n);
 	case K_DIR_EXISTS_REPLY:
 		return pc_frame_dec_dir_exists_reply(b, len, g_present, PC_FRAME_BATCH_MAX, &g_n);
+	case K_QP_CONNECT:
+		return pc_frame_dec_qp_connect(b, len, &g_qp);
+	case K_QP_CONNECT_REPLY:
+		return pc_frame_dec_qp_connect_reply(b, len, &g_qp.info);
 	case K_ERROR:
 		return pc_frame_dec_error(b, len, &g_err);
 	case K__COUNT:
@@ -268,6 +289,8 @@ kind_of(uint8_t type, uint16_t flags)
 		return reply ? K_DIR_STATUS : K_DIR_DELETE_LOC;
 	case PC_FRAME_DEREGISTER:
 		return reply ? K_EMPTY : K_HEARTBEAT;
+	case PC_FRAME_QP_CONNECT:
+		return reply ? K_QP_CONNECT_REPLY : K_QP_CONNECT;
 	}
 	__builtin_trap(); /* the header decoder let an unknown type through */
 }

@@ -732,6 +732,456 @@ test_malformed_bodies(void)
 	stop_all();
 }
 
+/* ------------------------------------------------------- rdma handshakes */
+
+/* The passive side's handler: what it saw, and what it answers. */
+struct qp_srv {
+	int calls;
+	int rc;                     /* returned */
+	bool bad_record;            /* fill in a record that does not encode */
+	uint64_t reply_incarnation; /* 0: leave the one the cluster filled in */
+	char node_id[PC_DISC_NODE_ID_MAX];
+	struct pc_qp_info remote;
+	struct pc_qp_info reply; /* filled in (incarnation: as the cluster gave it, unless set) */
+};
+
+static int
+qp_handler(void *arg, const char *node_id, const struct pc_qp_info *remote,
+	   struct pc_qp_info *reply)
+{
+	struct qp_srv *s = arg;
+	uint64_t inc = reply->incarnation;
+
+	s->calls++;
+	snprintf(s->node_id, sizeof(s->node_id), "%s", node_id);
+	s->remote = *remote;
+	if (s->rc != 0) {
+		return s->rc;
+	}
+	*reply = s->reply;
+	reply->incarnation = s->reply_incarnation != 0 ? s->reply_incarnation : inc;
+	if (s->bad_record) {
+		reply->mtu = 0;
+	}
+	s->reply.incarnation = reply->incarnation;
+	return 0;
+}
+
+/* The active side's callback. */
+struct qp_end {
+	int calls;
+	int status;
+	bool have_reply;
+	struct pc_qp_info reply;
+};
+
+static void
+qp_done(void *arg, int status, const struct pc_qp_info *reply)
+{
+	struct qp_end *e = arg;
+
+	e->calls++;
+	e->status = status;
+	e->have_reply = reply != NULL;
+	if (reply != NULL) {
+		e->reply = *reply;
+	}
+}
+
+static void
+mk_qp(struct pc_qp_info *q, uint64_t incarnation, unsigned int seed)
+{
+	memset(q, 0, sizeof(*q));
+	q->qpn = 0x1000 + seed;
+	q->psn = 0xabcde + seed;
+	q->lid = (uint16_t)(3 + seed);
+	q->mtu = 5;
+	for (unsigned int i = 0; i < sizeof(q->gid); i++) {
+		q->gid[i] = (uint8_t)(seed * 16 + i);
+	}
+	q->rkey = 0x5eed0000u + seed;
+	q->seg_base = 0x7f1200000000ull + ((uint64_t)seed << 20);
+	q->incarnation = incarnation;
+}
+
+static bool
+qp_eq(const struct pc_qp_info *a, const struct pc_qp_info *b)
+{
+	return a->qpn == b->qpn && a->psn == b->psn && a->lid == b->lid && a->mtu == b->mtu &&
+	       memcmp(a->gid, b->gid, sizeof(a->gid)) == 0 && a->rkey == b->rkey &&
+	       a->seg_base == b->seg_base && a->incarnation == b->incarnation;
+}
+
+static uint64_t
+incarnation_of(int i)
+{
+	struct pc_cluster_info info;
+
+	pc_cluster_get_info(g_nodes[i].c, &info);
+	return info.incarnation;
+}
+
+/* Node `from` calls node `to` (at its incarnation) with its own record; wait for the end. */
+static void
+qp_call_wait(int from, int to, struct qp_end *e)
+{
+	struct pc_qp_info local;
+	char id[16];
+	uint64_t end = mono_ns() + 5 * S;
+
+	memset(e, 0, sizeof(*e));
+	snprintf(id, sizeof(id), "node-%d", to);
+	mk_qp(&local, incarnation_of(from), (unsigned int)from);
+	CU_ASSERT_EQUAL_FATAL(pc_cluster_qp_connect(g_nodes[from].c, id, incarnation_of(to), &local,
+						    0, qp_done, e),
+			      0);
+	CU_ASSERT_EQUAL(e->calls, 0); /* never from inside the call */
+	while (e->calls == 0 && mono_ns() < end) {
+		pump(2);
+	}
+	CU_ASSERT_EQUAL(e->calls, 1);
+}
+
+/* A raw client's call: the reply's status, and an error reply's own. */
+static int g_qraw_done;
+static int g_qraw_status;
+static int32_t g_qraw_err;
+
+static void
+qraw_cb(void *arg, int status, const struct pc_frame_hdr *h, const uint8_t *body, uint32_t len)
+{
+	struct pc_frame_error e;
+
+	(void)arg;
+	g_qraw_done++;
+	g_qraw_status = status;
+	g_qraw_err = 0;
+	if (status == 0 && (h->flags & PC_FRAME_F_ERROR) != 0 &&
+	    pc_frame_dec_error(body, len, &e) == 0) {
+		g_qraw_err = e.status;
+	}
+}
+
+/* Send a QP_CONNECT body to node i's control port from outside the cluster. */
+static void
+qp_raw(int i, const void *body, uint32_t len)
+{
+	struct pc_rpc_opts o = {0};
+	struct pc_rpc *cli = pc_rpc_create(&o);
+	struct pc_cluster_info info;
+	struct pc_rpc_peer *p;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cli);
+	pc_cluster_get_info(g_nodes[i].c, &info);
+	p = pc_rpc_peer_get(cli, info.host, info.control_port);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+	g_qraw_done = 0;
+	CU_ASSERT_EQUAL(pc_rpc_call(p, PC_FRAME_QP_CONNECT, body, len, g_now + S, qraw_cb, NULL),
+			0);
+	for (int k = 0; k < 2000 && g_qraw_done == 0; k++) {
+		pc_rpc_poll(cli, g_now);
+		pump(1);
+	}
+	CU_ASSERT_EQUAL(g_qraw_done, 1);
+	pc_rpc_peer_put(p);
+	pc_rpc_destroy(cli);
+}
+
+/*
+ * node-1 asks node-0 for a channel: node-0's handler sees node-1's id and
+ * record, node-1 gets exactly node-0's record. The handler's error, no
+ * handler, a record that does not encode or names another incarnation:
+ * each a clear error at the caller.
+ */
+static void
+test_qp_connect(void)
+{
+	static struct qp_srv srv;
+	struct pc_cluster_stats st;
+	struct pc_qp_info local;
+	struct qp_end e;
+
+	for (int i = 0; i < 3; i++) {
+		CU_ASSERT_PTR_NOT_NULL_FATAL(node_start(i));
+	}
+	CU_ASSERT_TRUE_FATAL(converge(3));
+	memset(&srv, 0, sizeof(srv));
+	mk_qp(&srv.reply, 0, 7);
+	pc_cluster_set_qp_handler(g_nodes[0].c, qp_handler, &srv);
+
+	qp_call_wait(1, 0, &e);
+	CU_ASSERT_EQUAL(e.status, 0);
+	CU_ASSERT_TRUE(e.have_reply);
+	CU_ASSERT_EQUAL(srv.calls, 1);
+	CU_ASSERT_STRING_EQUAL(srv.node_id, "node-1");
+	mk_qp(&local, incarnation_of(1), 1);
+	CU_ASSERT_TRUE(qp_eq(&srv.remote, &local));
+	CU_ASSERT_EQUAL(srv.reply.incarnation, incarnation_of(0)); /* filled in by the cluster */
+	CU_ASSERT_TRUE(qp_eq(&e.reply, &srv.reply));
+	pc_cluster_get_stats(g_nodes[0].c, &st);
+	CU_ASSERT_EQUAL(st.qp_requests, 1);
+	CU_ASSERT_EQUAL(st.qp_served, 1);
+	CU_ASSERT_EQUAL(st.qp_refused, 0);
+	pc_cluster_get_stats(g_nodes[1].c, &st);
+	CU_ASSERT_EQUAL(st.qp_calls, 1);
+	CU_ASSERT_EQUAL(st.qp_failed, 0);
+
+	/* node-2 asks too: its own id and record. */
+	qp_call_wait(2, 0, &e);
+	CU_ASSERT_EQUAL(e.status, 0);
+	CU_ASSERT_EQUAL(srv.calls, 2);
+	CU_ASSERT_STRING_EQUAL(srv.node_id, "node-2");
+	CU_ASSERT_EQUAL(srv.remote.incarnation, incarnation_of(2));
+	CU_ASSERT_EQUAL(srv.remote.qpn, 0x1000 + 2);
+
+	/* The handler's error comes back as it is. */
+	srv.rc = -EBUSY;
+	qp_call_wait(1, 0, &e);
+	CU_ASSERT_EQUAL(e.status, -EBUSY);
+	CU_ASSERT_FALSE(e.have_reply);
+	CU_ASSERT_EQUAL(srv.calls, 3);
+	srv.rc = 0;
+
+	/* A record that does not encode: -EIO from the peer; another incarnation's: -ESTALE. */
+	srv.bad_record = true;
+	qp_call_wait(1, 0, &e);
+	CU_ASSERT_EQUAL(e.status, -EIO);
+	srv.bad_record = false;
+	srv.reply_incarnation = incarnation_of(0) + 1;
+	qp_call_wait(1, 0, &e);
+	CU_ASSERT_EQUAL(e.status, -ESTALE);
+	CU_ASSERT_FALSE(e.have_reply);
+	srv.reply_incarnation = 0;
+	CU_ASSERT_EQUAL(srv.calls, 5);
+
+	/* No handler on node-2: -ENOTSUP. */
+	qp_call_wait(1, 2, &e);
+	CU_ASSERT_EQUAL(e.status, -ENOTSUP);
+	pc_cluster_get_stats(g_nodes[2].c, &st);
+	CU_ASSERT_EQUAL(st.qp_requests, 1);
+	CU_ASSERT_EQUAL(st.qp_refused, 1);
+	CU_ASSERT_EQUAL(st.qp_served, 0);
+
+	/* Cleared: the same. */
+	pc_cluster_set_qp_handler(g_nodes[0].c, NULL, NULL);
+	qp_call_wait(1, 0, &e);
+	CU_ASSERT_EQUAL(e.status, -ENOTSUP);
+	CU_ASSERT_EQUAL(srv.calls, 5);
+	pc_cluster_set_qp_handler(g_nodes[0].c, qp_handler, &srv);
+	qp_call_wait(1, 0, &e);
+	CU_ASSERT_EQUAL(e.status, 0);
+	CU_ASSERT_EQUAL(srv.calls, 6);
+
+	pc_cluster_get_stats(g_nodes[0].c, &st);
+	/* Served: three records and the one of another incarnation; refused: -EBUSY, -EIO, none. */
+	CU_ASSERT_EQUAL(st.qp_requests, 7);
+	CU_ASSERT_EQUAL(st.qp_served, 4);
+	CU_ASSERT_EQUAL(st.qp_refused, 3);
+	CU_ASSERT_EQUAL(st.bad_requests, 0);
+	pc_cluster_get_stats(g_nodes[1].c, &st);
+	CU_ASSERT_EQUAL(st.qp_calls, 7);
+	CU_ASSERT_EQUAL(st.qp_failed, 5);
+	stop_all();
+}
+
+/*
+ * Refused at once (the callback never runs): a node that is not a member,
+ * a member at another incarnation, a record of another incarnation than
+ * this node's, bad arguments. Refused by the passive side without its
+ * handler: a node id it does not know, a record of another incarnation of
+ * a member. A body that does not decode closes the connection. A meta-only
+ * engine neither calls nor serves.
+ */
+static void
+test_qp_connect_refused(void)
+{
+	static struct qp_srv srv;
+	struct pc_cluster_stats st;
+	struct pc_frame_qp_connect fq;
+	struct pc_qp_info local;
+	struct qp_end e;
+	uint8_t body[PC_FRAME_QP_CONNECT_REQ_MAX];
+	int len;
+
+	for (int i = 0; i < 2; i++) {
+		CU_ASSERT_PTR_NOT_NULL_FATAL(node_start(i));
+	}
+	CU_ASSERT_TRUE_FATAL(converge(2));
+	memset(&srv, 0, sizeof(srv));
+	mk_qp(&srv.reply, 0, 7);
+	pc_cluster_set_qp_handler(g_nodes[0].c, qp_handler, &srv);
+	memset(&e, 0, sizeof(e));
+	mk_qp(&local, incarnation_of(1), 1);
+
+	/* The active side's own checks. */
+	CU_ASSERT_EQUAL(pc_cluster_qp_connect(g_nodes[1].c, "node-9", 1, &local, 0, qp_done, &e),
+			-EHOSTUNREACH);
+	CU_ASSERT_EQUAL(pc_cluster_qp_connect(g_nodes[1].c, "node-0", incarnation_of(0) + 1, &local,
+					      0, qp_done, &e),
+			-EHOSTUNREACH);
+	local.incarnation++;
+	CU_ASSERT_EQUAL(pc_cluster_qp_connect(g_nodes[1].c, "node-0", incarnation_of(0), &local, 0,
+					      qp_done, &e),
+			-ESTALE);
+	local.incarnation--;
+	local.mtu = 0;
+	CU_ASSERT_EQUAL(pc_cluster_qp_connect(g_nodes[1].c, "node-0", incarnation_of(0), &local, 0,
+					      qp_done, &e),
+			-EINVAL);
+	local.mtu = 5;
+	CU_ASSERT_EQUAL(pc_cluster_qp_connect(g_nodes[1].c, "node-0", incarnation_of(0), &local, 0,
+					      NULL, &e),
+			-EINVAL);
+	CU_ASSERT_EQUAL(pc_cluster_qp_connect(g_nodes[1].c, NULL, incarnation_of(0), &local, 0,
+					      qp_done, &e),
+			-EINVAL);
+	CU_ASSERT_EQUAL(pc_cluster_qp_connect(g_nodes[1].c, "node-0", incarnation_of(0), NULL, 0,
+					      qp_done, &e),
+			-EINVAL);
+	pump(50);
+	CU_ASSERT_EQUAL(e.calls, 0);
+	pc_cluster_get_stats(g_nodes[1].c, &st);
+	CU_ASSERT_EQUAL(st.qp_calls, 0);
+
+	/* The passive side's: an unknown node id, a member's other incarnation. */
+	memset(&fq, 0, sizeof(fq));
+	snprintf(fq.node_id, sizeof(fq.node_id), "node-9");
+	mk_qp(&fq.info, incarnation_of(1), 1);
+	len = pc_frame_enc_qp_connect(body, sizeof(body), &fq);
+	CU_ASSERT_FATAL(len > 0);
+	qp_raw(0, body, (uint32_t)len);
+	CU_ASSERT_EQUAL(g_qraw_status, 0);
+	CU_ASSERT_EQUAL(g_qraw_err, -EHOSTUNREACH);
+	snprintf(fq.node_id, sizeof(fq.node_id), "node-1");
+	fq.info.incarnation = incarnation_of(1) + 1;
+	len = pc_frame_enc_qp_connect(body, sizeof(body), &fq);
+	qp_raw(0, body, (uint32_t)len);
+	CU_ASSERT_EQUAL(g_qraw_err, -ESTALE);
+	CU_ASSERT_EQUAL(srv.calls, 0);
+	/* The right incarnation from the same client: served (membership counts, not address). */
+	fq.info.incarnation = incarnation_of(1);
+	len = pc_frame_enc_qp_connect(body, sizeof(body), &fq);
+	qp_raw(0, body, (uint32_t)len);
+	CU_ASSERT_EQUAL(g_qraw_status, 0);
+	CU_ASSERT_EQUAL(g_qraw_err, 0);
+	CU_ASSERT_EQUAL(srv.calls, 1);
+	pc_cluster_get_stats(g_nodes[0].c, &st);
+	CU_ASSERT_EQUAL(st.qp_requests, 3);
+	CU_ASSERT_EQUAL(st.qp_refused, 2);
+	CU_ASSERT_EQUAL(st.qp_served, 1);
+
+	/* A record that does not decode: the connection is cut, the handler never sees it. */
+	body[len - PC_QP_INFO_LEN + 6] = 0; /* mtu */
+	qp_raw(0, body, (uint32_t)len);
+	CU_ASSERT_EQUAL(g_qraw_status, -ECONNRESET);
+	qp_raw(0, body, (uint32_t)len - 1);
+	CU_ASSERT_EQUAL(g_qraw_status, -ECONNRESET);
+	CU_ASSERT_EQUAL(srv.calls, 1);
+	pc_cluster_get_stats(g_nodes[0].c, &st);
+	CU_ASSERT_EQUAL(st.qp_requests, 3);
+	CU_ASSERT_EQUAL(st.bad_requests, 2);
+	CU_ASSERT_EQUAL(st.rpc.malformed, 2);
+
+	/* A meta-only engine: it neither calls nor serves, handler or not. */
+	{
+		struct pc_cluster_opts o = {.role = PC_DISC_ROLE_META};
+		struct node *n = &g_nodes[2];
+		bool seen = false;
+
+		node_config(&n->cfg, 2, g_nodes[0].cfg.discovery_addr);
+		n->c = pc_cluster_create(&n->cfg, &o, g_now);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(n->c);
+		pc_cluster_set_qp_handler(n->c, qp_handler, &srv);
+		for (int round = 0; round < 20 && !seen; round++) {
+			advance((uint64_t)(HB_S * 1e9));
+			seen = members_of(1) == 3;
+		}
+		CU_ASSERT_TRUE_FATAL(seen);
+		qp_call_wait(1, 2, &e);
+		CU_ASSERT_EQUAL(e.status, -ENOTSUP);
+		mk_qp(&local, incarnation_of(2), 2);
+		CU_ASSERT_EQUAL(pc_cluster_qp_connect(n->c, "node-0", incarnation_of(0), &local, 0,
+						      qp_done, &e),
+				-ENOTSUP);
+		CU_ASSERT_EQUAL(srv.calls, 1);
+	}
+	stop_all();
+}
+
+/*
+ * A peer that stops answering: -ETIMEDOUT at the call's deadline, not
+ * before. One that goes away: an error by the deadline. A call in flight
+ * at destroy: -ECANCELED, once, from the destroy.
+ */
+static void
+test_qp_connect_deadlines(void)
+{
+	static struct qp_srv srv;
+	struct pc_qp_info local;
+	struct qp_end e;
+	uint64_t deadline;
+
+	for (int i = 0; i < 3; i++) {
+		CU_ASSERT_PTR_NOT_NULL_FATAL(node_start(i));
+	}
+	CU_ASSERT_TRUE_FATAL(converge(3));
+	memset(&srv, 0, sizeof(srv));
+	mk_qp(&srv.reply, 0, 7);
+	for (int i = 0; i < 3; i++) {
+		pc_cluster_set_qp_handler(g_nodes[i].c, qp_handler, &srv);
+	}
+	/* A first call: the connection is up and node-0 answers. */
+	qp_call_wait(1, 0, &e);
+	CU_ASSERT_EQUAL(e.status, 0);
+
+	/* node-0 stops: nothing until the deadline (300 ms), then -ETIMEDOUT. */
+	g_nodes[0].paused = true;
+	memset(&e, 0, sizeof(e));
+	mk_qp(&local, incarnation_of(1), 1);
+	CU_ASSERT_EQUAL_FATAL(pc_cluster_qp_connect(g_nodes[1].c, "node-0", incarnation_of(0),
+						    &local, 300 * MS, qp_done, &e),
+			      0);
+	deadline = g_now + 300 * MS;
+	pump(100);
+	g_now = deadline - MS;
+	pump(50);
+	CU_ASSERT_EQUAL(e.calls, 0);
+	g_now = deadline;
+	pump(50);
+	CU_ASSERT_EQUAL(e.calls, 1);
+	CU_ASSERT_EQUAL(e.status, -ETIMEDOUT);
+	g_nodes[0].paused = false;
+	pump(100); /* node-0 answers late: dropped, no second callback */
+	CU_ASSERT_EQUAL(e.calls, 1);
+	CU_ASSERT_EQUAL(srv.calls, 2);
+
+	/* node-2 goes away with the call on its way: an error by the deadline. */
+	memset(&e, 0, sizeof(e));
+	CU_ASSERT_EQUAL_FATAL(pc_cluster_qp_connect(g_nodes[1].c, "node-2", incarnation_of(2),
+						    &local, 300 * MS, qp_done, &e),
+			      0);
+	deadline = g_now + 300 * MS;
+	node_stop(2);
+	pump(100);
+	g_now = deadline;
+	pump(50);
+	CU_ASSERT_EQUAL(e.calls, 1);
+	CU_ASSERT(e.status == -EHOSTUNREACH || e.status == -ETIMEDOUT);
+	CU_ASSERT_FALSE(e.have_reply);
+
+	/* node-1 destroyed with a call in flight: -ECANCELED from the destroy, exactly once. */
+	memset(&e, 0, sizeof(e));
+	CU_ASSERT_EQUAL_FATAL(pc_cluster_qp_connect(g_nodes[1].c, "node-0", incarnation_of(0),
+						    &local, 0, qp_done, &e),
+			      0);
+	node_stop(1);
+	CU_ASSERT_EQUAL(e.calls, 1);
+	CU_ASSERT_EQUAL(e.status, -ECANCELED);
+	pump(100);
+	CU_ASSERT_EQUAL(e.calls, 1);
+	stop_all();
+}
+
 static void
 test_bad_arguments(void)
 {
@@ -790,6 +1240,9 @@ static const struct pc_ut_test g_tests[] = {
 	{"a join re-shards; every key resolvable", test_join_reshard},
 	{"head down: a seed list still joins", test_head_down_seed_list},
 	{"malformed bodies close the connection", test_malformed_bodies},
+	{"QP_CONNECT: records both ways, handler errors, no handler", test_qp_connect},
+	{"QP_CONNECT: refused at once, refused by the peer, meta-only", test_qp_connect_refused},
+	{"QP_CONNECT: timeout, peer gone, cancelled by destroy", test_qp_connect_deadlines},
 	{"bad arguments, cancel, shared meta port, bad seed", test_bad_arguments},
 	{NULL, NULL},
 };

@@ -126,6 +126,24 @@ tb_key(struct tb *t, const struct pc_frame_key *k)
 	tb_raw(t, k->bytes, k->len);
 }
 
+/* A handshake record as verbs/qp_proto.h documents it, 56 bytes. */
+static void
+tb_qp_info(struct tb *t, const struct pc_qp_info *q)
+{
+	tb_raw(t, "PCQP", 4);
+	tb_u16(t, 1);
+	tb_u8(t, q->mtu);
+	tb_u8(t, 0);
+	tb_u32(t, q->qpn);
+	tb_u32(t, q->psn);
+	tb_u16(t, q->lid);
+	tb_u16(t, 0);
+	tb_raw(t, q->gid, sizeof(q->gid));
+	tb_u32(t, q->rkey);
+	tb_u64(t, q->seg_base);
+	tb_u64(t, q->incarnation);
+}
+
 /* ---- decoding from an exact copy ---- */
 
 typedef int (*dec_fn)(const uint8_t *body, size_t len);
@@ -245,6 +263,30 @@ mk_delete_loc(struct pc_frame_delete_loc *e, unsigned int i, bool max)
 	e->incarnation = max ? UINT64_MAX : 5u + i;
 	/* 0 (any generation) on every third entry: both meanings round-trip. */
 	e->generation = max ? UINT64_MAX : (i % 3 == 0 ? 0 : 0x100000000ull + i);
+}
+
+static void
+mk_qp_info(struct pc_qp_info *q, unsigned int i, bool max)
+{
+	memset(q, 0, sizeof(*q));
+	q->qpn = max ? PC_QP_24BIT_MAX : 0x100u + i;
+	q->psn = max ? PC_QP_24BIT_MAX : 0x4242u + i;
+	q->lid = (uint16_t)(max ? UINT16_MAX : 7 + i);
+	q->mtu = max ? PC_QP_MTU_MAX : PC_QP_MTU_MIN + i % PC_QP_MTU_MAX;
+	for (unsigned int j = 0; j < sizeof(q->gid); j++) {
+		q->gid[j] = (uint8_t)(max ? 0xff - j : i + j);
+	}
+	q->rkey = max ? UINT32_MAX : 0xbeef0000u + i;
+	q->seg_base = max ? UINT64_MAX : 0x7f0000000000ull + 4096ull * i;
+	q->incarnation = max ? UINT64_MAX : 0x1000u + i;
+}
+
+static bool
+qp_info_eq(const struct pc_qp_info *a, const struct pc_qp_info *b)
+{
+	return a->qpn == b->qpn && a->psn == b->psn && a->lid == b->lid && a->mtu == b->mtu &&
+	       memcmp(a->gid, b->gid, sizeof(a->gid)) == 0 && a->rkey == b->rkey &&
+	       a->seg_base == b->seg_base && a->incarnation == b->incarnation;
 }
 
 /* Inputs and outputs, static: a member list at its cap is most of a megabyte. */
@@ -453,6 +495,42 @@ dec_dir_exists_reply(const uint8_t *b, size_t len)
 }
 
 static int
+enc_qp_connect(uint8_t *buf, size_t cap, enum variant v)
+{
+	struct pc_frame_qp_connect q;
+
+	memset(&q, 0, sizeof(q));
+	fill_node_id(q.node_id, 4, v == V_MAX);
+	mk_qp_info(&q.info, 4, v == V_MAX);
+	return pc_frame_enc_qp_connect(buf, cap, &q);
+}
+
+static int
+dec_qp_connect(const uint8_t *b, size_t len)
+{
+	struct pc_frame_qp_connect q;
+
+	return pc_frame_dec_qp_connect(b, len, &q);
+}
+
+static int
+enc_qp_connect_reply(uint8_t *buf, size_t cap, enum variant v)
+{
+	struct pc_qp_info q;
+
+	mk_qp_info(&q, 5, v == V_MAX);
+	return pc_frame_enc_qp_connect_reply(buf, cap, &q);
+}
+
+static int
+dec_qp_connect_reply(const uint8_t *b, size_t len)
+{
+	struct pc_qp_info q;
+
+	return pc_frame_dec_qp_connect_reply(b, len, &q);
+}
+
+static int
 enc_error(uint8_t *buf, size_t cap, enum variant v)
 {
 	return pc_frame_enc_error(buf, cap, v == V_MAX ? -PC_FRAME_ERRNO_MAX : -ENOENT, g_errmsg);
@@ -502,6 +580,9 @@ static const struct body_case g_cases[] = {
 	{"dir-delete-loc reply", PC_FRAME_DIR_DELETE_LOC, REPLY, enc_dir_status, dec_dir_status},
 	{"deregister request", PC_FRAME_DEREGISTER, REQ, enc_heartbeat, dec_heartbeat},
 	{"deregister reply", PC_FRAME_DEREGISTER, REPLY, enc_ping, dec_ping},
+	{"qp-connect request", PC_FRAME_QP_CONNECT, REQ, enc_qp_connect, dec_qp_connect},
+	{"qp-connect reply", PC_FRAME_QP_CONNECT, REPLY, enc_qp_connect_reply,
+	 dec_qp_connect_reply},
 	{"error reply", PC_FRAME_DIR_LOOKUP, ERROR, enc_error, dec_error},
 };
 
@@ -690,6 +771,7 @@ test_body_caps(void)
 		{PC_FRAME_DIR_DELETE, 33156, 516, 33156},
 		{PC_FRAME_DIR_DELETE_LOC, 43524, 516, 43524},
 		{PC_FRAME_DEREGISTER, 81, 0, 133},
+		{PC_FRAME_QP_CONNECT, 121, 56, 133},
 	};
 
 	CU_ASSERT_EQUAL(PC_FRAME_MEMBER_WIRE_MAX, 868);
@@ -1814,6 +1896,151 @@ test_field_rules(void)
 	CU_ASSERT_EQUAL(pc_frame_enc_empty(NULL, 0), 0);
 }
 
+/*
+ * QP_CONNECT both ways against hand-built bytes: the node id, then the
+ * 56-byte handshake record as verbs/qp_proto.h lays it out; every cut and a
+ * trailing byte fail; a record pc_qp_info_decode() refuses fails in either
+ * direction, and one pc_qp_info_encode() refuses is -EINVAL whatever the room.
+ */
+static void
+test_qp_connect_round_trip(void)
+{
+	struct pc_frame_qp_connect q;
+	struct pc_frame_qp_connect got;
+	struct pc_qp_info info;
+	struct pc_qp_info rinfo;
+	uint8_t want[PC_FRAME_QP_CONNECT_REQ_MAX];
+	uint8_t want_reply[PC_QP_INFO_LEN];
+	uint8_t buf[PC_FRAME_QP_CONNECT_REQ_MAX + 8];
+	size_t id_len;
+	size_t n;
+	struct tb t;
+
+	memset(&q, 0, sizeof(q));
+	snprintf(q.node_id, sizeof(q.node_id), "node-7");
+	mk_qp_info(&q.info, 3, false);
+	id_len = strlen(q.node_id);
+	t = tb_start();
+	tb_cstr(&t, q.node_id);
+	tb_qp_info(&t, &q.info);
+	CU_ASSERT_EQUAL_FATAL(t.n, 2 + id_len + PC_QP_INFO_LEN);
+	n = t.n;
+	memcpy(want, t.b, n);
+	/* The record's first bytes, pinned: "PCQP", version 1, mtu, flags 0, qpn. */
+	CU_ASSERT_EQUAL(memcmp(want + 2 + id_len, "PCQP\x01\x00", 6), 0);
+	CU_ASSERT_EQUAL(want[2 + id_len + 6], q.info.mtu);
+	CU_ASSERT_EQUAL(want[2 + id_len + 8], 0x03);
+	CU_ASSERT_EQUAL(want[2 + id_len + 9], 0x01);
+
+	CU_ASSERT_EQUAL(pc_frame_enc_qp_connect(buf, sizeof(buf), &q), (int)n);
+	CU_ASSERT_EQUAL(memcmp(buf, want, n), 0);
+	memset(&got, 0xee, sizeof(got));
+	CU_ASSERT_EQUAL(dec_exact(dec_qp_connect, want, n), 0);
+	CU_ASSERT_EQUAL(pc_frame_dec_qp_connect(want, n, &got), 0);
+	CU_ASSERT_STRING_EQUAL(got.node_id, "node-7");
+	CU_ASSERT_TRUE(qp_info_eq(&got.info, &q.info));
+
+	/* The reply: the record alone. */
+	mk_qp_info(&info, 9, true);
+	t = tb_start();
+	tb_qp_info(&t, &info);
+	CU_ASSERT_EQUAL_FATAL(t.n, PC_QP_INFO_LEN);
+	memcpy(want_reply, t.b, sizeof(want_reply));
+	CU_ASSERT_EQUAL(pc_frame_enc_qp_connect_reply(buf, sizeof(buf), &info), PC_QP_INFO_LEN);
+	CU_ASSERT_EQUAL(memcmp(buf, want_reply, sizeof(want_reply)), 0);
+	memset(&rinfo, 0, sizeof(rinfo));
+	CU_ASSERT_EQUAL(pc_frame_dec_qp_connect_reply(want_reply, sizeof(want_reply), &rinfo), 0);
+	CU_ASSERT_TRUE(qp_info_eq(&rinfo, &info));
+
+	/* Every cut, and a trailing byte, either way. */
+	for (size_t cut = 0; cut < n; cut++) {
+		CU_ASSERT_EQUAL(dec_exact(dec_qp_connect, want, cut), -EBADMSG);
+	}
+	for (size_t cut = 0; cut < sizeof(want_reply); cut++) {
+		CU_ASSERT_EQUAL(dec_exact(dec_qp_connect_reply, want_reply, cut), -EBADMSG);
+	}
+	memcpy(buf, want, n);
+	buf[n] = 0;
+	CU_ASSERT_EQUAL(dec_exact(dec_qp_connect, buf, n + 1), -EBADMSG);
+	memcpy(buf, want_reply, sizeof(want_reply));
+	buf[sizeof(want_reply)] = 0;
+	CU_ASSERT_EQUAL(dec_exact(dec_qp_connect_reply, buf, sizeof(want_reply) + 1), -EBADMSG);
+	/* Two records back to back are not a reply. */
+	memcpy(buf, want_reply, sizeof(want_reply));
+	memcpy(buf + sizeof(want_reply), want_reply, 8);
+	CU_ASSERT_EQUAL(dec_exact(dec_qp_connect_reply, buf, sizeof(want_reply) + 8), -EBADMSG);
+
+	/* A bad record: each field rule of qp_proto.h, in the request and in the reply. */
+	{
+		static const struct {
+			size_t off;
+			uint8_t val;
+		} bad[] = {
+			{0, 'X'},   /* magic */
+			{4, 2},     /* version */
+			{5, 1},     /* version, high byte */
+			{6, 0},     /* mtu below IBV_MTU_256 */
+			{6, 6},     /* mtu above IBV_MTU_4096 */
+			{7, 1},     /* flags */
+			{11, 1},    /* qpn over 24 bits */
+			{15, 0x80}, /* psn over 24 bits */
+			{18, 1},    /* reserved */
+			{19, 1},    /* reserved */
+		};
+
+		for (size_t i = 0; i < PC_ARRAY_SIZE(bad); i++) {
+			memcpy(buf, want, n);
+			buf[2 + id_len + bad[i].off] = bad[i].val;
+			CU_ASSERT_EQUAL(dec_exact(dec_qp_connect, buf, n), -EBADMSG);
+			memcpy(buf, want_reply, sizeof(want_reply));
+			buf[bad[i].off] = bad[i].val;
+			CU_ASSERT_EQUAL(dec_exact(dec_qp_connect_reply, buf, sizeof(want_reply)),
+					-EBADMSG);
+		}
+	}
+	/* A bad node id: empty, a byte outside the rule, over the cap. */
+	{
+		static const char *ids[] = {"", "no de", "n\xff"};
+
+		for (size_t i = 0; i < PC_ARRAY_SIZE(ids); i++) {
+			t = tb_start();
+			tb_cstr(&t, ids[i]);
+			tb_qp_info(&t, &q.info);
+			CU_ASSERT_EQUAL(dec_exact(dec_qp_connect, t.b, t.n), -EBADMSG);
+			snprintf(got.node_id, sizeof(got.node_id), "%s", ids[i]);
+			got.info = q.info;
+			CU_ASSERT_EQUAL(pc_frame_enc_qp_connect(buf, sizeof(buf), &got), -EINVAL);
+		}
+		memset(got.node_id, 'a', sizeof(got.node_id)); /* no NUL: 64 bytes read at most */
+		CU_ASSERT_EQUAL(pc_frame_enc_qp_connect(buf, sizeof(buf), &got), -EINVAL);
+		t = tb_start();
+		tb_str(&t, got.node_id, PC_FRAME_NODE_ID_MAX + 1);
+		tb_qp_info(&t, &q.info);
+		CU_ASSERT_EQUAL(dec_exact(dec_qp_connect, t.b, t.n), -EBADMSG);
+	}
+	/* The encoders refuse what the record's encoder refuses, whatever the room. */
+	for (int which = 0; which < 4; which++) {
+		struct pc_frame_qp_connect b = q;
+
+		if (which == 0) {
+			b.info.qpn = PC_QP_24BIT_MAX + 1;
+		} else if (which == 1) {
+			b.info.psn = UINT32_MAX;
+		} else if (which == 2) {
+			b.info.mtu = 0;
+		} else {
+			b.info.mtu = PC_QP_MTU_MAX + 1;
+		}
+		CU_ASSERT_EQUAL(pc_frame_enc_qp_connect(buf, sizeof(buf), &b), -EINVAL);
+		CU_ASSERT_EQUAL(pc_frame_enc_qp_connect(NULL, 0, &b), -EINVAL);
+		CU_ASSERT_EQUAL(pc_frame_enc_qp_connect_reply(buf, sizeof(buf), &b.info), -EINVAL);
+		CU_ASSERT_EQUAL(pc_frame_enc_qp_connect_reply(buf, 10, &b.info), -EINVAL);
+	}
+	/* One byte short of room is -ENOSPC, the record included. */
+	CU_ASSERT_EQUAL(pc_frame_enc_qp_connect(buf, n - 1, &q), -ENOSPC);
+	CU_ASSERT_EQUAL(pc_frame_enc_qp_connect_reply(buf, PC_QP_INFO_LEN - 1, &info), -ENOSPC);
+}
+
 static const struct pc_ut_test header_tests[] = {
 	{"header round trip, layout as documented", test_hdr_round_trip},
 	{"each header field's bound is -EBADMSG", test_hdr_bounds},
@@ -1838,6 +2065,7 @@ static const struct pc_ut_test body_tests[] = {
 	 test_dir_delete_loc_generation},
 	{"directory replies round trip", test_dir_replies_round_trip},
 	{"error replies: cut, made printable, strict status", test_error_round_trip},
+	{"QP_CONNECT both ways, bytes pinned, bad records refused", test_qp_connect_round_trip},
 	{NULL, NULL},
 };
 
