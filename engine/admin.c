@@ -1016,13 +1016,24 @@ stats_data(struct pc_admin *a, struct sbuf *sb, struct jw *j)
 			F_COUNT(d.fetch, lookup_failed), F_COUNT(d.fetch, in_flight),
 		};
 		const struct field x[] = {
-			F_COUNT(d.xport, reads_posted),       F_COUNT(d.xport, reads_ok),
-			F_COUNT(d.xport, reads_failed),       F_COUNT(d.xport, reads_stale),
-			F_COUNT(d.xport, timeouts),           F_BYTES(d.xport, bytes_read),
-			F_COUNT(d.xport, channels_open),      F_COUNT(d.xport, channels_opened),
-			F_COUNT(d.xport, channels_destroyed), F_COUNT(d.xport, serve_requests),
-			F_COUNT(d.xport, serve_refused),      F_BYTES(d.xport, serve_bytes),
-			F_COUNT(d.xport, serve_conns_open),   F_COUNT(d.xport, serve_malformed),
+			F_COUNT(d.xport, reads_posted),
+			F_COUNT(d.xport, reads_ok),
+			F_COUNT(d.xport, reads_failed),
+			F_COUNT(d.xport, reads_stale),
+			F_COUNT(d.xport, timeouts),
+			F_BYTES(d.xport, bytes_read),
+			F_COUNT(d.xport, channels_open),
+			F_COUNT(d.xport, channels_opened),
+			F_COUNT(d.xport, channels_destroyed),
+			F_COUNT(d.xport, serve_requests),
+			F_COUNT(d.xport, serve_refused),
+			F_BYTES(d.xport, serve_bytes),
+			F_COUNT(d.xport, serve_conns_open),
+			F_COUNT(d.xport, serve_malformed),
+			F_COUNT(d, qp_connects),
+			F_COUNT(d, qp_failed),
+			F_COUNT(d, qp_served),
+			F_COUNT(d, qp_refused),
 		};
 		char title[64];
 

@@ -42,7 +42,11 @@ struct pc_store;
 /* The data plane's counters, summed over the worker lcores. */
 struct pc_admin_data_stats {
 	struct pc_fetch_stats fetch; /* remote GET / EXISTS (this node reading) */
-	struct pc_xport_stats xport; /* the transport: reading and serving */
+	struct pc_xport_stats xport; /* the transports: reading and serving */
+	uint64_t qp_connects;        /* rdma channels this node asked peers for */
+	uint64_t qp_failed;          /* of those, refused or unanswered */
+	uint64_t qp_served;          /* rdma channels peers got from this node */
+	uint64_t qp_refused;         /* peers' requests this node could not serve */
 };
 
 /* Fill *out (control lcore; the values may be slightly stale). */

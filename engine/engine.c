@@ -14,10 +14,8 @@
 #include "admin.h"
 #include "cluster.h"
 #include "dirq.h"
-#include "rdma.h"
-#include "tcp.h"
+#include "dataplane.h"
 #include "engine.h"
-#include "fetch.h"
 #include "lcore.h"
 #include "pc_common.h"
 #include "pc_log.h"
@@ -43,21 +41,6 @@ struct dirpub_msg {
 	} ev[DIRPUB_BATCH];
 };
 
-/* One worker's remote reader and what its hooks need. */
-struct fetch_ctx {
-	struct pc_engine *e;
-	struct pc_lcore *lc;
-	struct pc_fetch *f;
-} __rte_cache_aligned;
-
-/* A stale location a worker found, on its way to the control lcore. */
-struct stale_msg {
-	struct pc_engine *e;
-	struct pc_dir_loc loc;
-	uint32_t key_len;
-	uint8_t key[PC_STORE_KEY_MAX];
-};
-
 /* One lcore's batch being filled; only that lcore touches it. */
 struct dirpub_buf {
 	struct pc_engine *e;
@@ -78,13 +61,8 @@ struct pc_engine {
 	struct pc_sessions *sessions;
 	struct pc_cluster *cluster;
 	struct pc_admin *admin;
-	struct pc_dirq *dirq; /* workers' directory lookups (the data plane's remote GETs) */
-	const struct pc_xport_ops *xops;
-	struct pc_xport **xports; /* one per worker (index = its cache index) */
-	unsigned int n_xports;
-	struct fetch_ctx *fetch; /* one per worker: remote GET/EXISTS */
-	unsigned int n_fetch;
-	uint16_t data_port;
+	struct pc_dirq *dirq;      /* workers' directory lookups (the data plane's remote GETs) */
+	struct pc_dataplane *dp;   /* transports and remote readers; NULL for role meta */
 	struct dirpub_buf *dirpub; /* per cache index */
 	unsigned int n_dirpub;
 	unsigned int control_ci;
@@ -351,220 +329,6 @@ dirpub_poll(void *arg, uint64_t now_tsc)
 	return 1;
 }
 
-/*
- * A worker's share of the data plane: its reads of other nodes' pages and
- * its serving of this node's (both on its transport).
- */
-static int
-fetch_poll(void *arg, uint64_t now_tsc)
-{
-	struct fetch_ctx *fc = arg;
-
-	(void)now_tsc;
-	return pc_fetch_poll(fc->f, mono_ns());
-}
-
-/* Worker -> control: the directory lookup of a remote GET or EXISTS (dirq.h). */
-static int
-fetch_lookup(void *arg, const struct pc_dir_key *keys, unsigned int n, uint64_t timeout_ns,
-	     pc_cluster_lookup_fn cb, void *cb_arg)
-{
-	struct fetch_ctx *fc = arg;
-
-	return pc_dirq_lookup(fc->e->dirq, fc->lc, keys, n, timeout_ns, cb, cb_arg);
-}
-
-/*
- * Control lcore: a reader found a location stale. The read cache forgets
- * it and the key's owners drop that location if it still has that
- * generation (a newer one of the same node stays).
- */
-static void
-stale_on_control(void *arg)
-{
-	struct stale_msg *m = arg;
-
-	pc_cluster_stale_loc(m->e->cluster, m->key, m->key_len, &m->loc);
-	free(m);
-}
-
-static void
-fetch_stale(void *arg, const void *key, uint32_t key_len, const struct pc_dir_loc *loc)
-{
-	struct fetch_ctx *fc = arg;
-	struct stale_msg *m;
-
-	if (key_len == 0 || key_len > sizeof(m->key)) {
-		return;
-	}
-	m = malloc(sizeof(*m));
-	if (m == NULL) {
-		return; /* the next reader finds it stale again */
-	}
-	m->e = fc->e;
-	m->loc = *loc;
-	m->key_len = key_len;
-	memcpy(m->key, key, key_len);
-	if (pc_lcore_send(fc->e->control, stale_on_control, m) != 0) {
-		free(m);
-	}
-}
-
-/* One remote reader per worker, on that worker's transport; the sessions use them. */
-static int
-create_fetch(struct pc_engine *e)
-{
-	struct pc_cluster_info info;
-
-	pc_cluster_get_info(e->cluster, &info);
-	e->fetch = rte_zmalloc(NULL, e->n_xports * sizeof(*e->fetch), RTE_CACHE_LINE_SIZE);
-	if (e->fetch == NULL) {
-		return -ENOMEM;
-	}
-	for (unsigned int i = 0; i < e->n_xports; i++) {
-		struct fetch_ctx *fc = &e->fetch[i];
-		struct pc_fetch_opts o = {
-			.store = e->store,
-			.ci = i,
-			.xops = e->xops,
-			.xport = e->xports[i],
-			.self_id = info.node_id,
-			/* A page whose owner computed its CRC32C (page_crc) is checked. */
-			.verify_crc = true,
-			.timeout_ns = (uint64_t)(e->cfg->request_timeout * 1e9),
-			.lookup = fetch_lookup,
-			.lookup_arg = fc,
-			.stale = fetch_stale,
-			.stale_arg = fc,
-		};
-
-		fc->e = e;
-		fc->lc = pc_runtime_worker(e->rt, i);
-		fc->f = pc_fetch_create(&o);
-		if (fc->f == NULL) {
-			return -ENOMEM;
-		}
-		e->n_fetch++;
-		if (pc_lcore_poller_register(fc->lc, "data", fetch_poll, fc) == NULL) {
-			return -ENOMEM;
-		}
-		pc_sessions_set_fetch(e->sessions, i, fc->f);
-	}
-	return 0;
-}
-
-_Static_assert(sizeof(struct pc_fetch_stats) % sizeof(uint64_t) == 0, "counters only");
-_Static_assert(sizeof(struct pc_xport_stats) % sizeof(uint64_t) == 0, "counters only");
-
-/* Control lcore (admin): the data plane's counters over every worker (all uint64_t). */
-static void
-data_stats(void *arg, struct pc_admin_data_stats *out)
-{
-	struct pc_engine *e = arg;
-
-	for (unsigned int i = 0; i < e->n_fetch; i++) {
-		struct pc_fetch_stats fs;
-		const uint64_t *src = (const uint64_t *)&fs;
-		uint64_t *dst = (uint64_t *)&out->fetch;
-
-		pc_fetch_get_stats(e->fetch[i].f, &fs);
-		for (size_t k = 0; k < sizeof(fs) / sizeof(uint64_t); k++) {
-			dst[k] += src[k];
-		}
-	}
-	for (unsigned int i = 0; i < e->n_xports; i++) {
-		struct pc_xport_stats xs;
-		const uint64_t *src = (const uint64_t *)&xs;
-		uint64_t *dst = (uint64_t *)&out->xport;
-
-		e->xops->get_stats(e->xports[i], &xs);
-		for (size_t k = 0; k < sizeof(xs) / sizeof(uint64_t); k++) {
-			dst[k] += src[k];
-		}
-	}
-}
-
-static void
-destroy_fetch(struct pc_engine *e)
-{
-	for (unsigned int i = 0; i < e->n_fetch; i++) {
-		pc_fetch_destroy(e->fetch[i].f);
-	}
-	e->n_fetch = 0;
-	rte_free(e->fetch);
-	e->fetch = NULL;
-}
-
-/*
- * The data plane: one transport per worker lcore on the data port
- * (rdma_bind_host:rdma_port; tcp listeners share it through SO_REUSEPORT).
- * protocol = "rdma" needs a usable device; without one the engine says so
- * and serves over tcp, as the seed promises.
- */
-static int
-create_data_plane(struct pc_engine *e)
-{
-	const struct pc_config *cfg = e->cfg;
-	unsigned int nworkers = pc_runtime_worker_count(e->rt);
-	struct pc_xport_opts o = {
-		.store = e->store,
-		.seg_base = pc_store_segment_base(e->store),
-		.seg_size = pc_store_segment_size(e->store),
-		.bind_host = cfg->rdma_bind_host,
-		.port = (uint16_t)cfg->rdma_port,
-		.secret = (const uint8_t *)cfg->cluster_secret,
-		.secret_len = strlen(cfg->cluster_secret),
-		.max_channels_per_peer = (unsigned int)cfg->max_channels_per_peer,
-		.op_timeout_ns = (uint64_t)(cfg->request_timeout * 1e9),
-	};
-
-	e->xops = &pc_xport_tcp;
-	if (cfg->protocol == PC_PROTO_RDMA) {
-		char why[256];
-
-		if (pc_rdma_probe(cfg->device_name, cfg->ib_port, why, sizeof(why)) != 0) {
-			PC_LOG(WARNING, engine, "protocol rdma: %s; falling back to tcp", why);
-		} else {
-			PC_LOG(WARNING, engine,
-			       "protocol rdma: a device is usable, but the rdma handshake is not "
-			       "wired into the engine yet; serving over tcp");
-		}
-	}
-	e->xports = rte_zmalloc(NULL, nworkers * sizeof(struct pc_xport *), 0);
-	if (e->xports == NULL) {
-		return -ENOMEM;
-	}
-	for (unsigned int i = 0; i < nworkers; i++) {
-		o.ci = i;
-		e->xports[i] = e->xops->create(&o);
-		if (e->xports[i] == NULL) {
-			int rc = -errno;
-
-			PC_LOG(ERR, engine, "data plane: rdma_bind_host %s, rdma_port %u: %s",
-			       cfg->rdma_bind_host, o.port, strerror(-rc));
-			return rc;
-		}
-		e->n_xports++;
-		/* Port 0 was ephemeral: the others share the first one's. */
-		o.port = e->xops->port(e->xports[i]);
-	}
-	e->data_port = o.port;
-	PC_LOG(INFO, engine, "data plane: %s on %s port %u, %u lcore(s)", e->xops->name,
-	       cfg->rdma_bind_host, e->data_port, nworkers);
-	return 0;
-}
-
-static void
-destroy_data_plane(struct pc_engine *e)
-{
-	for (unsigned int i = 0; i < e->n_xports; i++) {
-		e->xops->destroy(e->xports[i]);
-	}
-	e->n_xports = 0;
-	rte_free(e->xports);
-	e->xports = NULL;
-}
-
 static enum pc_disc_role
 disc_role(enum pc_role role)
 {
@@ -586,7 +350,7 @@ create_cluster(struct pc_engine *e)
 	struct pc_cluster_opts o = {
 		.role = disc_role(e->cfg->role),
 		.pool_capacity = e->store != NULL ? pc_store_segment_size(e->store) : 0,
-		.data_port = e->data_port,
+		.data_port = e->dp != NULL ? pc_dataplane_port(e->dp) : 0,
 	};
 	e->cluster = pc_cluster_create(e->cfg, &o, mono_ns());
 	if (e->cluster == NULL) {
@@ -685,8 +449,14 @@ pc_engine_create(const struct pc_config *cfg)
 	if (e->ready_poller == NULL) {
 		goto err_destroy_runtime;
 	}
-	if (cfg->role != PC_ROLE_META && (create_store(e) != 0 || create_data_plane(e) != 0)) {
-		goto err_destroy_runtime;
+	if (cfg->role != PC_ROLE_META) {
+		if (create_store(e) != 0) {
+			goto err_destroy_runtime;
+		}
+		e->dp = pc_dataplane_create(cfg, e->rt, e->store);
+		if (e->dp == NULL) {
+			goto err_destroy_runtime;
+		}
 	}
 	e->sessions = pc_sessions_create(cfg, e->rt, e->store);
 	if (e->sessions == NULL) {
@@ -696,7 +466,7 @@ pc_engine_create(const struct pc_config *cfg)
 	if (create_cluster(e) != 0) {
 		goto err_destroy_runtime;
 	}
-	if (e->store != NULL && create_fetch(e) != 0) {
+	if (e->dp != NULL && pc_dataplane_attach(e->dp, e->cluster, e->dirq, e->sessions) != 0) {
 		goto err_destroy_runtime;
 	}
 	{
@@ -705,9 +475,10 @@ pc_engine_create(const struct pc_config *cfg)
 					  .sessions = e->sessions,
 					  .store = e->store,
 					  .cluster = e->cluster,
-					  .data_stats = e->store != NULL ? data_stats : NULL,
-					  .data_arg = e,
-					  .transport = e->xops != NULL ? e->xops->name : NULL};
+					  .data_stats = e->dp != NULL ? pc_dataplane_stats : NULL,
+					  .data_arg = e->dp,
+					  .transport = e->dp != NULL ? pc_dataplane_transport(e->dp)
+								     : NULL};
 
 		e->admin = pc_admin_create(&d);
 		if (e->admin == NULL) {
@@ -724,10 +495,9 @@ pc_engine_create(const struct pc_config *cfg)
 err_destroy_runtime:
 	pc_admin_destroy(e->admin);
 	pc_sessions_destroy(e->sessions);
-	destroy_fetch(e);
 	pc_dirq_destroy(e->dirq);
 	pc_cluster_destroy(e->cluster);
-	destroy_data_plane(e);
+	pc_dataplane_destroy(e->dp);
 	pc_store_destroy(e->store);
 	rte_free(e->dirpub);
 	/* The runtime frees the pollers and timer heap registered on its lcores. */
@@ -761,7 +531,6 @@ pc_engine_destroy(struct pc_engine *e)
 	pc_admin_destroy(e->admin);
 	/* Sessions give their landing slots back; the readers then free what is still in flight. */
 	pc_sessions_destroy(e->sessions);
-	destroy_fetch(e);
 	pc_dirq_destroy(e->dirq);
 	/* Leaves the cluster (DEREGISTER to the masters) before the pages go. */
 	pc_cluster_destroy(e->cluster);
@@ -769,8 +538,8 @@ pc_engine_destroy(struct pc_engine *e)
 		free(e->dirpub[ci].msg);
 	}
 	rte_free(e->dirpub);
-	/* It unpins what it was serving: before the store goes. */
-	destroy_data_plane(e);
+	/* Its readers and transports (tcp unpins what it was serving): before the store goes. */
+	pc_dataplane_destroy(e->dp);
 	if (e->store_reader) {
 		pc_store_reader_unregister(e->store, e->control_ci);
 	}

@@ -13,11 +13,12 @@
 #include "pc_common.h"
 #include "pc_log.h"
 
-#define FETCH_POST_BURST     32 /* READs per post_reads() call */
-#define FETCH_CQ_BURST       64 /* completions taken per poll */
-#define FETCH_TIMEOUT_NS     5000000000ull
-#define FETCH_EXPIRY_STEP_NS 1000000ull /* how often waiting READs are checked for their deadline  \
-					 */
+#define FETCH_POST_BURST 32 /* READs per post_reads() call */
+#define FETCH_CQ_BURST   64 /* completions taken per poll */
+#define FETCH_TIMEOUT_NS 5000000000ull
+#define FETCH_EXPIRY_STEP_NS                                                                       \
+	1000000ull /* how often waiting READs are checked for their deadline                       \
+		    */
 
 enum fk_state {
 	FK_LOOKUP, /* the directory has not answered */
@@ -478,8 +479,13 @@ on_cqe(struct pc_fetch *f, const struct pc_xport_cqe *e, uint64_t now_ns)
 		key_next(r, i, now_ns);
 		break;
 	case -ETIMEDOUT:
+		/* The READ's own deadline (read_timeout_ns) may come before the request's. */
 		STAT_ADD(f, timeouts, 1);
-		key_set(r, i, -ETIMEDOUT);
+		if (now_ns >= r->deadline_ns) {
+			key_set(r, i, -ETIMEDOUT);
+		} else {
+			key_next(r, i, now_ns); /* time left: the next location */
+		}
 		break;
 	default:
 		STAT_ADD(f, peer_errors, 1);
@@ -513,6 +519,7 @@ post_pending(struct pc_fetch *f, uint64_t now_ns)
 		};
 		struct fetch_key *next = fk;
 		unsigned int n = 0;
+		uint64_t deadline;
 		int taken;
 
 		while (next != NULL && n < FETCH_POST_BURST && next->req == r &&
@@ -530,7 +537,11 @@ post_pending(struct pc_fetch *f, uint64_t now_ns)
 			n++;
 			next = TAILQ_NEXT(next, link);
 		}
-		taken = f->o.xops->post_reads(f->o.xport, &peer, f->rd, n, r->deadline_ns, now_ns);
+		deadline = r->deadline_ns;
+		if (f->o.read_timeout_ns != 0 && now_ns + f->o.read_timeout_ns < deadline) {
+			deadline = now_ns + f->o.read_timeout_ns;
+		}
+		taken = f->o.xops->post_reads(f->o.xport, &peer, f->rd, n, deadline, now_ns);
 		if (taken < 0) {
 			/* The transport refused the arguments: these keys cannot be read there. */
 			for (unsigned int k = 0; k < n; k++) {

@@ -58,10 +58,17 @@ struct pc_fetch_opts {
 	struct pc_store *store; /* landing slots; the segment READs land in */
 	unsigned int ci;        /* this lcore's store cache index */
 	const struct pc_xport_ops *xops;
-	struct pc_xport *xport;    /* this lcore's; pc_fetch_poll() polls it */
-	const char *self_id;       /* this node's id: its own locations are never read */
-	bool verify_crc;           /* check the payload CRC32C of pages that carry one */
-	uint64_t timeout_ns;       /* deadline of a request that gives none; 0 = 5 s */
+	struct pc_xport *xport; /* this lcore's; pc_fetch_poll() polls it */
+	const char *self_id;    /* this node's id: its own locations are never read */
+	bool verify_crc;        /* check the payload CRC32C of pages that carry one */
+	uint64_t timeout_ns;    /* deadline of a request that gives none; 0 = 5 s */
+	/*
+	 * Longest a READ may be in flight (0 = the request's deadline). For
+	 * one-sided READs the owner cannot pin the page: keep this under the
+	 * owners' page_quarantine, so a slot freed during a READ is never
+	 * reused before the READ is over (or its channel destroyed).
+	 */
+	uint64_t read_timeout_ns;
 	pc_fetch_lookup_fn lookup; /* required */
 	void *lookup_arg;
 	pc_fetch_stale_fn stale; /* may be NULL */

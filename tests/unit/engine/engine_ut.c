@@ -11,6 +11,7 @@
 
 #include "../../../engine/engine.c"
 #include "lcore_internal.h"
+#include "rdma.h"
 #include "ut.h"
 
 static struct pc_config g_cfg;
@@ -64,8 +65,10 @@ test_run_until_signal(void)
 	CU_ASSERT_EQUAL(e->control->n_pollers, 6);
 	/* sessions, batches, the data plane */
 	CU_ASSERT_EQUAL(pc_runtime_worker(e->rt, 0)->n_pollers, 3);
-	CU_ASSERT_EQUAL(e->n_xports, 1);
-	CU_ASSERT_NOT_EQUAL(e->data_port, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(e->dp);
+	CU_ASSERT_NOT_EQUAL(pc_dataplane_port(e->dp), 0);
+	/* protocol tcp: pages are read over tcp as well as served */
+	CU_ASSERT_STRING_EQUAL(pc_dataplane_transport(e->dp), "tcp");
 	CU_ASSERT_TRUE(pc_timer_armed(&e->usage_timer));
 	pc_lcore_get_stats(pc_runtime_worker(e->rt, 0), &st);
 	CU_ASSERT(st.passes > 0);
@@ -89,7 +92,7 @@ test_meta_role(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(e);
 	CU_ASSERT_PTR_NULL(e->store);
 	CU_ASSERT_PTR_NULL(e->dirpub);
-	CU_ASSERT_EQUAL(e->n_xports, 0); /* no pool to serve */
+	CU_ASSERT_PTR_NULL(e->dp); /* no pool to serve */
 	CU_ASSERT_PTR_NOT_NULL(e->cluster);
 	CU_ASSERT_FALSE(pc_timer_armed(&e->usage_timer));
 	CU_ASSERT_EQUAL_FATAL(pthread_create(&thread, NULL, stop_when_running, e), 0);
@@ -112,6 +115,32 @@ test_stop_before_run(void)
 	g_stop_signal = 0;
 }
 
+/*
+ * protocol = "rdma" with no usable device (the CI machines have none): the
+ * engine still starts, serves and reads over tcp. With a device the rdma
+ * transport must be the one reading.
+ */
+static void
+test_rdma_falls_back_to_tcp(void)
+{
+	struct pc_config cfg = g_cfg;
+	struct pc_engine *e;
+	char why[256];
+	bool device = pc_rdma_probe(cfg.device_name, cfg.ib_port, why, sizeof(why)) == 0;
+
+	cfg.protocol = PC_PROTO_RDMA;
+	g_stop_signal = 0;
+	e = pc_engine_create(&cfg);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(e->dp);
+	CU_ASSERT_NOT_EQUAL(pc_dataplane_port(e->dp), 0);
+	CU_ASSERT_STRING_EQUAL(pc_dataplane_transport(e->dp), device ? "rdma" : "tcp");
+	pc_engine_request_stop(SIGTERM);
+	CU_ASSERT_EQUAL(pc_engine_run(e), 0);
+	pc_engine_destroy(e);
+	g_stop_signal = 0;
+}
+
 static void
 test_destroy_accepts_null(void)
 {
@@ -123,6 +152,7 @@ static const struct pc_ut_test engine_tests[] = {
 	{"runs until a signal, pollers retire", test_run_until_signal},
 	{"a stop requested before the run ends it", test_stop_before_run},
 	{"role meta: no pool, runs and stops", test_meta_role},
+	{"protocol rdma without a device reads over tcp", test_rdma_falls_back_to_tcp},
 	{"destroy(NULL)", test_destroy_accepts_null},
 	{NULL, NULL},
 };

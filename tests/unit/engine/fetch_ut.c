@@ -973,6 +973,53 @@ test_fallback(void)
 	page_del(&pg[1]);
 }
 
+/*
+ * read_timeout_ns (the rdma setting: a READ is over well before the owner
+ * may reuse a slot): a mute first owner costs one READ deadline, then the
+ * second location answers within the request's deadline.
+ */
+static void
+test_read_timeout_then_next(void)
+{
+	static struct pc_cluster_lookup_result res;
+	static struct done d;
+	struct pc_fetch_opts o;
+	struct page pg;
+	const struct pc_store_key *keys[1] = {&pg.k};
+	uint16_t port;
+	int lfd = mute_listen(&port);
+	uint64_t start;
+
+	env_up(0);
+	pc_fetch_destroy(g_f);
+	o = fetch_opts();
+	o.read_timeout_ns = 20000000ull; /* 20 ms of a 2 s request */
+	g_f = pc_fetch_create(&o);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(g_f);
+	page_set(&pg, 32000);
+	res_found(&res);
+	res_add(&res, "nodeMute", 5, pg.off, pg.gen, pg.len, port);
+	res_add(&res, NODE_A, INC_A, pg.off, pg.gen, pg.len, g_port_a);
+	memset(&d, 0, sizeof(d));
+	d.want[0] = &pg; /* checked in the callback: the slot goes back after it */
+	start = g_now;
+	CU_ASSERT_EQUAL_FATAL(pc_fetch_get(g_f, keys, 1, g_now + TIMEOUT_NS, g_now, done_cb, &d, 9),
+			      0);
+	lk_answer(&res, 1);
+	CU_ASSERT(pump(&d, 1) < PUMP_MAX);
+	CU_ASSERT_EQUAL_FATAL(d.calls, 1);
+	CU_ASSERT_EQUAL(d.res[0].rc, 0);
+	CU_ASSERT_TRUE(d.bytes_ok[0]);
+	CU_ASSERT(g_now >= start + o.read_timeout_ns);
+	CU_ASSERT(g_now < start + TIMEOUT_NS);
+	CU_ASSERT_EQUAL(fstats().timeouts, 1);
+	CU_ASSERT_EQUAL(fstats().retries, 1);
+	CU_ASSERT_EQUAL(fstats().hits, 1);
+	env_down();
+	page_del(&pg);
+	close(lfd);
+}
+
 /* An owner that never answers: -ETIMEDOUT at the deadline, not before, not long after. */
 static void
 test_dead_owner(void)
@@ -1280,6 +1327,7 @@ static const struct pc_ut_test get_tests[] = {
 static const struct pc_ut_test fail_tests[] = {
 	{"owner never answers: -ETIMEDOUT by the deadline", test_dead_owner},
 	{"two requests, one to a mute owner", test_two_requests},
+	{"a READ's own deadline, then the next location", test_read_timeout_then_next},
 	{"EXISTS reads nothing", test_exists},
 	{"bad arguments, lookup refused", test_args},
 	{"destroy with READs in flight", test_destroy_in_flight},
