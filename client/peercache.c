@@ -1795,6 +1795,8 @@ pc_client_stats(struct pc_client *c, struct pc_client_stats *stats)
 	stats->pinned = es.pinned;
 	stats->sessions = es.sessions;
 	stats->bad_requests = es.bad_requests;
+	stats->remote_hits = es.remote_hits;
+	stats->remote_bytes = es.remote_bytes;
 	return 0;
 }
 

@@ -64,6 +64,9 @@ struct pc_client_stats {
 	/* client side */
 	uint64_t reconnects;
 	uint64_t timeouts;
+	/* engine side: of get_hits, the pages read from other nodes, and their bytes */
+	uint64_t remote_hits;
+	uint64_t remote_bytes;
 };
 
 /*

@@ -176,15 +176,15 @@ _Static_assert(sizeof(struct pc_req_slot) % 64 == 0, "request slot alignment");
 /* PC_OP_STATS reply, written at the start of the arena. */
 struct pc_engine_stats {
 	uint64_t segment_size;
-	uint64_t bytes_used;  /* payload bytes of published pages */
-	uint64_t pages;       /* published pages */
-	uint64_t sets;        /* pages published */
-	uint64_t set_dedup;   /* SETs of a key already published */
-	uint64_t set_nospace; /* SET pages refused for lack of memory */
-	uint64_t set_aborted; /* pages allocated, never committed */
-	uint64_t gets;        /* GET keys */
-	uint64_t get_hits;
-	uint64_t get_misses;
+	uint64_t bytes_used;     /* payload bytes of published pages */
+	uint64_t pages;          /* published pages */
+	uint64_t sets;           /* pages published */
+	uint64_t set_dedup;      /* SETs of a key already published */
+	uint64_t set_nospace;    /* SET pages refused for lack of memory */
+	uint64_t set_aborted;    /* pages allocated, never committed */
+	uint64_t gets;           /* GET keys */
+	uint64_t get_hits;       /* found here or on another node */
+	uint64_t get_misses;     /* found nowhere */
 	uint64_t get_bad_header; /* pages whose header check failed: counted as misses */
 	uint64_t exists_keys;
 	uint64_t deletes;
@@ -193,7 +193,9 @@ struct pc_engine_stats {
 	uint64_t pinned;       /* pages pinned now */
 	uint64_t sessions;     /* sessions open now */
 	uint64_t bad_requests; /* requests failed as malformed */
-	uint64_t reserved[14];
+	uint64_t remote_hits;  /* of get_hits: pages read from other nodes */
+	uint64_t remote_bytes; /* their payload bytes */
+	uint64_t reserved[12];
 };
 _Static_assert(sizeof(struct pc_engine_stats) == 256, "engine stats layout");
 

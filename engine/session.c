@@ -803,9 +803,19 @@ op_stats(struct pc_sworker *w, struct pc_session *s, struct pc_req_slot *rs, uin
 	es.set_dedup = ps.set_dedup;
 	es.set_nospace = ps.set_nospace;
 	es.set_aborted = ps.set_aborted;
+	for (unsigned int i = 0; i < w->ss->nworkers; i++) {
+		struct pc_fetch_stats fs;
+
+		if (w->ss->workers[i]->fetch != NULL) {
+			pc_fetch_get_stats(w->ss->workers[i]->fetch, &fs);
+			es.remote_hits += fs.hits;
+			es.remote_bytes += fs.bytes;
+		}
+	}
 	es.gets = ps.gets;
-	es.get_hits = ps.get_hits;
-	es.get_misses = ps.get_misses;
+	/* The store counts a key read from another node as its miss. */
+	es.get_hits = ps.get_hits + es.remote_hits;
+	es.get_misses = ps.get_misses > es.remote_hits ? ps.get_misses - es.remote_hits : 0;
 	es.get_bad_header = ps.get_bad_header;
 	es.exists_keys = ps.exists_keys;
 	es.deletes = ps.deletes;

@@ -24,7 +24,7 @@ class Stats(ctypes.Structure):
         "segment_size", "bytes_used", "pages", "sets", "set_dedup", "set_nospace",
         "set_aborted", "gets", "get_hits", "get_misses", "get_bad_header", "exists_keys",
         "deletes", "evictions", "quarantined", "pinned", "sessions", "bad_requests",
-        "reconnects", "timeouts")]
+        "reconnects", "timeouts", "remote_hits", "remote_bytes")]
 
     def as_dict(self):
         return {name: getattr(self, name) for name, _ in self._fields_}
