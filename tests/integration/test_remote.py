@@ -309,6 +309,12 @@ class RemoteGet(RemoteTest):
         self.assertEqual((remote["bad_pages"], remote["stale"], remote["timeouts"]), (0, 0, 0),
                          remote)
         self.assertGreaterEqual(self.counters(a, "transport")["serve_requests"], 3 * len(keys))
+        # The client's own stats count them as hits, read from another node.
+        st = cb.stats()
+        self.assertGreaterEqual(st["remote_hits"], 3 * len(keys), st)
+        self.assertGreaterEqual(st["get_hits"], st["remote_hits"], st)
+        self.assertGreaterEqual(st["remote_bytes"], 3 * sum(len(p) for p in pages.values()), st)
+        self.assertEqual(st["pages"], 0, st)
         # The reader keeps no copy: the pages are still A's only (B's store holds none).
         self.assertEqual(b.stats()["store"]["pages"], 0)
         self.assertEqual(a.stats()["store"]["pages"], len(keys))
