@@ -387,9 +387,24 @@ rdma_setup(struct pc_dataplane *dp)
 		.max_channels_per_peer = (unsigned int)cfg->max_channels_per_peer,
 		.op_timeout_ns = (uint64_t)(cfg->request_timeout * 1e9),
 	};
+	char rail[PC_CONFIG_STR_MAX];
 	char why[256];
 
-	if (pc_rdma_probe(cfg->device_name, cfg->ib_port, why, sizeof(why)) != 0) {
+	/* device_names (rails) overrides device_name; one rail is used for now. */
+	if (cfg->device_names[0] != '\0') {
+		size_t n = strcspn(cfg->device_names, ",");
+
+		snprintf(rail, sizeof(rail), "%.*s", (int)n, cfg->device_names);
+		o.device_name = rail;
+		if (cfg->device_names[n] != '\0') {
+			PC_LOG(WARNING, engine,
+			       "device_names: reading over the first rail only (%s); the others "
+			       "are "
+			       "not used yet",
+			       rail);
+		}
+	}
+	if (pc_rdma_probe(o.device_name, cfg->ib_port, why, sizeof(why)) != 0) {
 		PC_LOG(WARNING, engine, "protocol rdma: %s; reading over tcp", why);
 		return;
 	}
