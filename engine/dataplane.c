@@ -126,8 +126,13 @@ qp_reply_to_worker(struct qp_msg *m)
 		qp_done_on_worker(m); /* one lcore runs everything */
 		return;
 	}
-	/* The worker never blocks on the control lcore, so this wait is short. */
+	/* The worker never blocks on the control lcore, so this wait is short, unless it stopped.
+	 */
 	while (pc_lcore_send(m->w->lc, qp_done_on_worker, m) != 0) {
+		if (pc_runtime_stopping(m->dp->rt)) {
+			free(m); /* the QP goes with its transport */
+			return;
+		}
 		rte_pause();
 	}
 }
@@ -529,13 +534,15 @@ pc_dataplane_transport(const struct pc_dataplane *dp)
 	return dp->read_ops->name;
 }
 
-/* Half the quarantine: the owner reuses a freed slot only after a whole one. */
+/*
+ * Half the quarantine: the owner reuses a freed slot only after a whole
+ * one. No quarantine: no bound but the request's (0), with the warning
+ * rdma_setup() gave.
+ */
 static uint64_t
 rdma_read_timeout(const struct pc_config *cfg)
 {
-	uint64_t q = (uint64_t)(cfg->page_quarantine * 1e9) / 2;
-
-	return q != 0 ? q : 1;
+	return (uint64_t)(cfg->page_quarantine * 1e9) / 2;
 }
 
 int
@@ -625,6 +632,13 @@ pc_dataplane_stats(void *arg, struct pc_admin_data_stats *out)
 			add_counters((uint64_t *)&out->xport, (const uint64_t *)&xs,
 				     sizeof(xs) / sizeof(uint64_t));
 		}
+	}
+	if (dp->passive != NULL) {
+		struct pc_xport_stats xs;
+
+		pc_xport_rdma.get_stats(dp->passive, &xs);
+		add_counters((uint64_t *)&out->xport, (const uint64_t *)&xs,
+			     sizeof(xs) / sizeof(uint64_t));
 	}
 	out->qp_connects = dp->qp_connects;
 	out->qp_failed = dp->qp_failed;
