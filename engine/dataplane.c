@@ -423,7 +423,22 @@ rdma_setup(struct pc_dataplane *dp)
 	dp->passive_ids = calloc(DP_PASSIVE_MAX, sizeof(*dp->passive_ids));
 	xo.max_channels_per_peer = PC_RDMA_PEER_CHANNELS_MAX;
 	dp->passive = dp->passive_ids != NULL ? pc_rdma_create(&xo, dp->rdev) : NULL;
-	xo.max_channels_per_peer = (unsigned int)cfg->max_channels_per_peer;
+	/*
+	 * A peer keeps at most PC_RDMA_PEER_CHANNELS_MAX passive QPs for this
+	 * node, shared by all its workers: past that they would evict each
+	 * other's. Nodes are assumed to run as many workers as this one.
+	 */
+	xo.max_channels_per_peer =
+		PC_MIN((unsigned int)cfg->max_channels_per_peer,
+		       PC_MAX(1u, PC_RDMA_PEER_CHANNELS_MAX / PC_MAX(1u, dp->nw)));
+	if (xo.max_channels_per_peer < (unsigned int)cfg->max_channels_per_peer) {
+		PC_LOG(NOTICE, engine,
+		       "protocol rdma: %u channel(s) per peer and worker (max_channels_per_peer "
+		       "%d): "
+		       "a peer holds at most %u for this node",
+		       xo.max_channels_per_peer, cfg->max_channels_per_peer,
+		       PC_RDMA_PEER_CHANNELS_MAX);
+	}
 	for (unsigned int i = 0; dp->passive != NULL && i < dp->nw; i++) {
 		xo.ci = i;
 		dp->w[i].rdma = pc_rdma_create(&xo, dp->rdev);
@@ -472,7 +487,9 @@ pc_dataplane_create(const struct pc_config *cfg, struct pc_runtime *rt, struct p
 		.port = (uint16_t)cfg->rdma_port,
 		.secret = (const uint8_t *)cfg->cluster_secret,
 		.secret_len = strlen(cfg->cluster_secret),
-		.max_channels_per_peer = (unsigned int)cfg->max_channels_per_peer,
+		/* The config allows up to 1024; tcp keeps at most PC_TCP_CHANNELS_MAX. */
+		.max_channels_per_peer =
+			PC_MIN((unsigned int)cfg->max_channels_per_peer, PC_TCP_CHANNELS_MAX),
 		.op_timeout_ns = (uint64_t)(cfg->request_timeout * 1e9),
 	};
 

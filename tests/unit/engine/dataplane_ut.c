@@ -755,6 +755,17 @@ test_rdma_ok(void)
 	CU_ASSERT_EQUAL(g_live_qp, 0); /* no channel before a READ needs one */
 	down(dp);
 	CU_ASSERT_EQUAL(g_xport_destroyed, NW + 1);
+
+	/* More than a peer can hold for this node over all workers: each worker gets its share. */
+	up(PC_PROTO_RDMA);
+	g_cfg.max_channels_per_peer = 1024;
+	g_rdma_create_calls = 0;
+	dp = dp_new(0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(dp);
+	for (unsigned int i = 1; i <= NW; i++) {
+		CU_ASSERT_EQUAL(g_rdma_create_chans[i], PC_RDMA_PEER_CHANNELS_MAX / NW);
+	}
+	down(dp);
 }
 
 struct fallback_case {
