@@ -16,9 +16,10 @@
 #define FETCH_POST_BURST 32 /* READs per post_reads() call */
 #define FETCH_CQ_BURST   64 /* completions taken per poll */
 #define FETCH_TIMEOUT_NS 5000000000ull
-#define FETCH_EXPIRY_STEP_NS                                                                       \
-	1000000ull /* how often waiting READs are checked for their deadline                       \
-		    */
+/* How often READs waiting for a channel are checked against their deadline. */
+#define FETCH_EXPIRY_STEP_NS 1000000ull
+/* Requests kept for reuse, each sized for a full batch. */
+#define FETCH_REQ_CACHE 4
 
 enum fk_state {
 	FK_LOOKUP, /* the directory has not answered */
@@ -64,11 +65,17 @@ struct pc_fetch {
 	struct pc_fetch_opts o;
 	char self_id[PC_DIR_NODE_ID_MAX];
 	uint8_t *seg_base;
-	uint64_t seg_size;
 	uint64_t timeout_ns;
 	uint64_t next_expiry_ns;
 	struct fetch_req_list reqs;
 	struct fetch_key_list pending;
+	/*
+	 * Freed requests, for the next ones: a full batch's is over 100 KiB,
+	 * past malloc's mmap threshold, so allocating each anew would cost a
+	 * mmap and its page faults.
+	 */
+	struct fetch_req *spare[FETCH_REQ_CACHE];
+	unsigned int n_spare;
 	struct pc_fetch_stats st;
 	struct pc_xport_read rd[FETCH_POST_BURST];
 	struct pc_xport_cqe cqe[FETCH_CQ_BURST];
@@ -96,7 +103,6 @@ pc_fetch_create(const struct pc_fetch_opts *o)
 	snprintf(f->self_id, sizeof(f->self_id), "%s", o->self_id);
 	f->o.self_id = f->self_id;
 	f->seg_base = pc_store_segment_base(o->store);
-	f->seg_size = pc_store_segment_size(o->store);
 	f->timeout_ns = o->timeout_ns != 0 ? o->timeout_ns : FETCH_TIMEOUT_NS;
 	TAILQ_INIT(&f->reqs);
 	TAILQ_INIT(&f->pending);
@@ -104,8 +110,12 @@ pc_fetch_create(const struct pc_fetch_opts *o)
 }
 
 static void
-req_free(struct fetch_req *r)
+req_free(struct pc_fetch *f, struct fetch_req *r)
 {
+	if (f->n_spare < FETCH_REQ_CACHE) {
+		f->spare[f->n_spare++] = r;
+		return;
+	}
 	free(r);
 }
 
@@ -118,7 +128,7 @@ req_release(struct pc_fetch *f, struct fetch_req *r)
 			pc_store_unstage(f->o.store, f->o.ci, &r->res[i].staged);
 		}
 	}
-	req_free(r);
+	req_free(f, r);
 }
 
 void
@@ -133,6 +143,9 @@ pc_fetch_destroy(struct pc_fetch *f)
 		TAILQ_REMOVE(&f->reqs, r, link);
 		req_release(f, r);
 	}
+	while (f->n_spare > 0) {
+		free(f->spare[--f->n_spare]);
+	}
 	free(f);
 }
 
@@ -140,18 +153,20 @@ static struct fetch_req *
 req_new(struct pc_fetch *f, const struct pc_store_key *const keys[], unsigned int n,
 	uint64_t deadline_ns, uint64_t now_ns, pc_fetch_done_fn cb, void *arg, uint64_t tag)
 {
+	/* Every request has room for a full batch, so any spare fits. */
 	size_t size = sizeof(struct fetch_req) +
-		      n * (sizeof(struct pc_store_key) + sizeof(struct pc_fetch_result) +
-			   sizeof(struct fetch_key));
+		      PC_REQ_MAX_KEYS * (sizeof(struct pc_store_key) +
+					 sizeof(struct pc_fetch_result) + sizeof(struct fetch_key));
 	struct fetch_req *r;
 
-	r = calloc(1, size);
+	r = f->n_spare > 0 ? f->spare[--f->n_spare] : malloc(size);
 	if (r == NULL) {
 		return NULL;
 	}
+	memset(r, 0, sizeof(*r));
 	r->keys = (struct pc_store_key *)(r + 1);
-	r->res = (struct pc_fetch_result *)(r->keys + n);
-	r->fk = (struct fetch_key *)(r->res + n);
+	r->res = (struct pc_fetch_result *)(r->keys + PC_REQ_MAX_KEYS);
+	r->fk = (struct fetch_key *)(r->res + PC_REQ_MAX_KEYS);
 	r->f = f;
 	r->cb = cb;
 	r->arg = arg;
@@ -161,10 +176,12 @@ req_new(struct pc_fetch *f, const struct pc_store_key *const keys[], unsigned in
 	r->deadline_ns = deadline_ns != 0 ? deadline_ns : now_ns + f->timeout_ns;
 	for (unsigned int i = 0; i < n; i++) {
 		r->keys[i] = *keys[i];
-		r->res[i].rc = -ENOENT;
+		r->res[i] = (struct pc_fetch_result){.rc = -ENOENT};
 		r->fk[i].req = r;
 		r->fk[i].idx = i;
 		r->fk[i].state = FK_LOOKUP;
+		r->fk[i].ncand = 0;
+		r->fk[i].cand = 0;
 	}
 	return r;
 }
@@ -416,7 +433,7 @@ fetch_start(struct pc_fetch *f, bool exists, const struct pc_store_key *const ke
 	if (rc != 0) {
 		TAILQ_REMOVE(&f->reqs, r, link);
 		STAT_ADD(f, in_flight, (uint64_t)-1);
-		req_free(r);
+		req_free(f, r);
 	}
 	return rc;
 }
