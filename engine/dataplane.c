@@ -669,14 +669,14 @@ pc_dataplane_destroy(struct pc_dataplane *dp)
 	if (dp == NULL) {
 		return;
 	}
-	for (unsigned int i = 0; i < dp->n_fetch; i++) {
+	for (unsigned int i = 0; dp->w != NULL && i < dp->n_fetch; i++) {
 		pc_fetch_destroy(dp->w[i].fetch);
 	}
 	/* tcp unpins what it was serving: before the store goes. */
-	for (unsigned int i = 0; i < dp->n_tcp; i++) {
+	for (unsigned int i = 0; dp->w != NULL && i < dp->n_tcp; i++) {
 		pc_xport_tcp.destroy(dp->w[i].tcp);
 	}
-	for (unsigned int i = 0; i < dp->n_rdma; i++) {
+	for (unsigned int i = 0; dp->w != NULL && i < dp->n_rdma; i++) {
 		pc_xport_rdma.destroy(dp->w[i].rdma);
 	}
 	if (dp->passive != NULL) {

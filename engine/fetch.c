@@ -456,7 +456,9 @@ pc_fetch_exists(struct pc_fetch *f, const struct pc_store_key *const keys[], uns
 static void
 on_cqe(struct pc_fetch *f, const struct pc_xport_cqe *e, uint64_t now_ns)
 {
-	struct fetch_key *fk = (struct fetch_key *)(uintptr_t)e->cookie;
+	/* The cookie is the key's own address, handed to post_reads() below. */
+	struct fetch_key *fk =
+		(struct fetch_key *)(uintptr_t)e->cookie; /* NOLINT(performance-no-int-to-ptr) */
 	struct fetch_req *r = fk->req;
 	unsigned int i = fk->idx;
 	const struct pc_dir_loc *l = &fk->loc[fk->cand];
