@@ -1,0 +1,128 @@
+"""SGLang's HiCache storage interface: the real one when SGLang is importable,
+else a faithful stand-in with the same surface.
+
+SGLang's dynamic backend factory checks ``issubclass(cls, HiCacheStorage)``
+against ``sglang.srt.mem_cache.hicache_storage.HiCacheStorage``, so inside an
+SGLang process ``PeerCacheStore`` must derive from the real class; elsewhere
+(unit tests, tools) it derives from the stand-in below. ``HAVE_SGLANG`` says
+which one was picked.
+
+The dataclasses mirror SGLang's (fields added over time have defaults, so a
+test can build a config with only what it needs).
+"""
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, List, Optional
+
+try:  # pragma: no cover - depends on the environment
+    from sglang.srt.mem_cache.hicache_storage import (  # type: ignore
+        HiCacheStorage,
+        HiCacheStorageConfig,
+        HiCacheStorageExtraInfo,
+    )
+
+    HAVE_SGLANG = True
+except Exception:  # ImportError, or an SGLang that fails to import without a GPU
+    HAVE_SGLANG = False
+
+    @dataclass
+    class HiCacheStorageConfig:
+        tp_rank: int = 0
+        tp_size: int = 1
+        pp_rank: int = 0
+        pp_size: int = 1
+        attn_cp_rank: int = 0
+        attn_cp_size: int = 1
+        is_mla_model: bool = False
+        enable_storage_metrics: bool = False
+        is_page_first_layout: bool = False
+        model_name: Optional[str] = None
+        dp_rank: int = 0
+        dp_size: int = 1
+        tp_lcm_size: Optional[int] = None
+        should_split_heads: bool = False
+        extra_config: Optional[dict] = None
+
+    @dataclass
+    class HiCacheStorageExtraInfo:
+        prefix_keys: Optional[List[str]] = None
+        extra_info: Optional[dict] = None
+
+    class HiCacheStorage(ABC):
+        """Stand-in for sglang.srt.mem_cache.hicache_storage.HiCacheStorage."""
+
+        def register_mem_pool_host(self, mem_pool_host):
+            self.mem_pool_host = mem_pool_host
+
+        def register_mem_host_pool_v2(self, host_pool, host_pool_name):
+            if not hasattr(self, "registered_pools"):
+                self.registered_pools = {}
+            self.registered_pools[host_pool_name] = host_pool
+
+        def batch_exists_v2(self, keys, pool_transfers=None, extra_info=None):
+            raise NotImplementedError()
+
+        def batch_get_v2(self, transfers, extra_info=None):
+            raise NotImplementedError()
+
+        def batch_set_v2(self, transfers, extra_info=None):
+            raise NotImplementedError()
+
+        def batch_get_v1(self, keys: List[str], host_indices: Any,
+                         extra_info: Optional[HiCacheStorageExtraInfo] = None) -> List[bool]:
+            raise NotImplementedError()
+
+        def batch_set_v1(self, keys: List[str], host_indices: Any,
+                         extra_info: Optional[HiCacheStorageExtraInfo] = None) -> List[bool]:
+            raise NotImplementedError()
+
+        @abstractmethod
+        def get(self, key, target_location=None, target_sizes=None):
+            pass
+
+        @abstractmethod
+        def batch_get(self, keys, target_locations=None, target_sizes=None):
+            pass
+
+        @abstractmethod
+        def set(self, key, value=None, target_location=None, target_sizes=None) -> bool:
+            pass
+
+        @abstractmethod
+        def batch_set(self, keys, values=None, target_locations=None, target_sizes=None) -> bool:
+            pass
+
+        @abstractmethod
+        def exists(self, key) -> bool:
+            pass
+
+        def batch_exists(self, keys, extra_info=None) -> int:
+            for i in range(len(keys)):
+                if not self.exists(keys[i]):
+                    return i
+            return len(keys)
+
+        def clear(self) -> None:
+            pass
+
+        def get_stats(self):
+            return None
+
+
+try:  # pragma: no cover - depends on the environment
+    from sglang.srt.metrics.collector import StorageMetrics  # type: ignore
+except Exception:
+
+    @dataclass
+    class StorageMetrics:
+        """Stand-in for sglang.srt.metrics.collector.StorageMetrics."""
+
+        prefetch_pgs: List[int] = field(default_factory=list)
+        backup_pgs: List[int] = field(default_factory=list)
+        prefetch_bandwidth: List[float] = field(default_factory=list)
+        backup_bandwidth: List[float] = field(default_factory=list)
+
+
+__all__ = ["HAVE_SGLANG", "HiCacheStorage", "HiCacheStorageConfig", "HiCacheStorageExtraInfo",
+           "StorageMetrics"]
