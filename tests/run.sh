@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Run PeerCache's test suites: tests/run.sh [all|unit|integration|fuzz]
+# Run PeerCache's test suites: tests/run.sh [all|unit|integration|python|fuzz]
 #
 # unit         every CUnit binary under $PEERCACHE_BUILD/tests (one per source file)
 # integration  Python unittest over real engine processes (tests/integration)
+# python       the SGLang backend package (client/python/peercache) driven as SGLang
+#              drives it, against real engines (client/python/tests, unittest)
 # fuzz         every libFuzzer target for $FUZZ_SECONDS seconds on its seed corpus
 #
 # Prints each suite's own summary, then one closing line
@@ -72,10 +74,11 @@ run_unit() {
 	done
 }
 
-run_integration() {
-	local log="$logdir/integration.log" rc ran fails errors
+# run_pyunit NAME DIR: unittest discovery over DIR (test_*.py), counted per test.
+run_pyunit() {
+	local name=$1 dir=$2 log="$logdir/$1.log" rc ran fails errors
 	local preload=
-	echo "=== integration (python unittest)"
+	echo "=== $name (python unittest: $dir)"
 	# An ASan build's libpeercache.so is loaded into Python through ctypes:
 	# the ASan runtime must then come first in the process, so Python gets it
 	# preloaded (and does not report its own leaks). Engine processes are
@@ -87,10 +90,10 @@ run_integration() {
 	if [ -n "$preload" ] && [ -e "$preload" ]; then
 		PEERCACHE_CHILD_ASAN_OPTIONS=${ASAN_OPTIONS:-} LD_PRELOAD=$preload \
 			ASAN_OPTIONS=detect_leaks=0${ASAN_OPTIONS:+:$ASAN_OPTIONS} \
-			timeout 900 "$PYTHON" -m unittest discover -s tests/integration -p 'test_*.py' -v \
+			timeout 900 "$PYTHON" -m unittest discover -s "$dir" -p 'test_*.py' -v \
 			>"$log" 2>&1
 	else
-		timeout 900 "$PYTHON" -m unittest discover -s tests/integration -p 'test_*.py' -v \
+		timeout 900 "$PYTHON" -m unittest discover -s "$dir" -p 'test_*.py' -v \
 			>"$log" 2>&1
 	fi
 	rc=$?
@@ -105,7 +108,17 @@ run_integration() {
 	fi
 	passed=$((passed + ran - (fails > ran ? ran : fails)))
 	failed=$((failed + fails))
-	[ "$rc" -eq 0 ] || failed_suites+=("integration (exit $rc)")
+	[ "$rc" -eq 0 ] || failed_suites+=("$name (exit $rc)")
+}
+
+run_integration() {
+	run_pyunit integration tests/integration
+}
+
+# The package finds the build through PEERCACHE_BUILD (the tests set PEERCACHE_LIB and
+# PEERCACHE_BIN from it) and is imported from the checkout: no pip install needed.
+run_python() {
+	run_pyunit python client/python/tests
 }
 
 run_fuzz() {
@@ -136,11 +149,12 @@ run_fuzz() {
 }
 
 case $mode in
-all) run_unit; run_integration; run_fuzz ;;
+all) run_unit; run_integration; run_python; run_fuzz ;;
 unit) run_unit ;;
 integration) run_integration ;;
+python) run_python ;;
 fuzz) run_fuzz ;;
-*) echo "usage: $0 [all|unit|integration|fuzz]" >&2; exit 2 ;;
+*) echo "usage: $0 [all|unit|integration|python|fuzz]" >&2; exit 2 ;;
 esac
 
 echo

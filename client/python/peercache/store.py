@@ -236,8 +236,6 @@ class PeerCacheStore(HiCacheStorage):
         self._layout = None  # set by register_mem_pool_host
         self._page_bytes = None
         self.namespace = self._make_namespace()
-        self._used_v1 = False
-        self._used_generic = False
         self._metrics = StorageMetrics() if self.metrics_enabled else None
 
         self._autostart = _engine.Autostart(extra, self.socket_path, autostart_timeout,
@@ -467,7 +465,6 @@ class PeerCacheStore(HiCacheStorage):
             ptrs, sizes, per = meta
             out = self._set_iov([self._key(k) for k in keys], ptrs, sizes, [per] * n,
                                 self._prefix_depth(extra_info))
-            self._used_v1 = True
         except Exception as e:
             self._log(logging.ERROR, "set_v1", "batch_set_v1 failed: %r", e)
         return out
@@ -483,7 +480,6 @@ class PeerCacheStore(HiCacheStorage):
                 return out
             ptrs, sizes, per = meta
             out = self._get_iov([self._key(k) for k in keys], ptrs, sizes, [per] * n)
-            self._used_v1 = True
         except Exception as e:
             self._log(logging.ERROR, "get_v1", "batch_get_v1 failed: %r", e)
         return out
@@ -590,46 +586,29 @@ class PeerCacheStore(HiCacheStorage):
             if n == 0:
                 return 0
             keys = [str(k) for k in keys]
-            # Draft pages always go through the generic path; the others through the path
-            # SGLang uses for this backend: zero-copy when interface_v1 is set.
-            v1 = self.interface_v1 or (self._used_v1 and not self._used_generic)
-            gen = [k.startswith(DRAFT_PREFIX) or not v1 for k in keys]
-            primary = self._exists([self._key(k, g) for k, g in zip(keys, gen)])
-            if primary is None:
+            present = self._exists([self._key(k, self._generic_key(k)) for k in keys])
+            if present is None:
                 return 0
-            lead = primary.index(False) if False in primary else n
-            other_used = self._used_generic if v1 else self._used_v1
-            if lead < n and other_used:
-                rest = list(range(lead, n))
-                alt = self._exists([self._key(keys[i], not gen[i]) for i in rest])
-                if alt:
-                    for j, i in enumerate(rest):
-                        if not keys[i].startswith(DRAFT_PREFIX):
-                            primary[i] = primary[i] or alt[j]
-                lead = primary.index(False) if False in primary else n
+            lead = present.index(False) if False in present else n
             return int(lead)
         except Exception as e:
             self._log(logging.ERROR, "batch_exists", "batch_exists failed: %r", e)
             return 0
 
     def exists(self, key):
-        try:
-            k = str(key)
-            if k.startswith(DRAFT_PREFIX):
-                r = self._exists([self._key(k, True)])
-                return bool(r and r[0])
-            r = self._exists([self._key(k, not self.interface_v1),
-                              self._key(k, self.interface_v1)])
-            return bool(r and (r[0] or r[1]))
-        except Exception as e:
-            self._log(logging.ERROR, "exists", "exists failed: %r", e)
-            return False
+        """Whether key's page is stored: batch_exists([key]) > 0, as the base class defines it."""
+        return self.batch_exists([key]) > 0
+
+    def _generic_key(self, key):
+        """
+        The keyspace SGLang reads key from: draft pages ("d:") always go through the generic
+        path, the others through the path this backend was configured for (zero-copy when
+        interface_v1 is set). One answer per key, so batch_exists never counts a page that
+        the following read cannot deliver.
+        """
+        return key.startswith(DRAFT_PREFIX) or not self.interface_v1
 
     # generic path --------------------------------------------------------
-
-    def _mark_generic(self, keys):
-        if any(not str(k).startswith(DRAFT_PREFIX) for k in keys):
-            self._used_generic = True
 
     def batch_set(self, keys, values=None, target_locations=None, target_sizes=None):
         """Store flat pages; True only if every page is stored (or already was)."""
@@ -649,7 +628,6 @@ class PeerCacheStore(HiCacheStorage):
                               "key %s (%s)", keys[i], type(v).__name__)
                     return False
                 bufs.append(b)
-            self._mark_generic(keys)
             out = self._set_iov([self._key(k, True) for k in keys], [b.addr for b in bufs],
                                 [b.size for b in bufs], [1] * n, 0)
             del bufs
@@ -699,7 +677,6 @@ class PeerCacheStore(HiCacheStorage):
                 idx.append(i)
             if not idx:
                 return out
-            self._mark_generic([keys[i] for i in idx])
             got = self._get_iov([self._key(keys[i], True) for i in idx], [b.addr for b in bufs],
                                 [b.size for b in bufs], [1] * len(idx))
             for j, i in enumerate(idx):
