@@ -107,6 +107,15 @@ is_pci_option(const char *arg)
 	return false;
 }
 
+/* EAL options that size its memory: with any of them, the operator chose. */
+static bool
+is_mem_option(const char *arg)
+{
+	return strcmp(arg, "-m") == 0 ||
+	       (strncmp(arg, "-m", 2) == 0 && arg[2] >= '0' && arg[2] <= '9') ||
+	       strncmp(arg, "--socket-mem", 12) == 0;
+}
+
 static int
 copy_eal(char **argv, int n, struct pc_args *args, char *err, size_t errlen)
 {
@@ -122,8 +131,10 @@ copy_eal(char **argv, int n, struct pc_args *args, char *err, size_t errlen)
 		if (i > 0) {
 			no_huge = no_huge || strcmp(argv[i], "--no-huge") == 0;
 			pci_named = pci_named || is_pci_option(argv[i]);
+			args->eal_mem_given = args->eal_mem_given || is_mem_option(argv[i]);
 		}
 	}
+	args->eal_no_huge = no_huge;
 	args->eal_argc = n;
 	/*
 	 * NICs are driven through rdma-core, never through DPDK's PMDs, so EAL's
@@ -145,6 +156,22 @@ copy_eal(char **argv, int n, struct pc_args *args, char *err, size_t errlen)
 		}
 	}
 	return 0;
+}
+
+void
+pc_args_size_memory(struct pc_args *args, const struct pc_config *cfg)
+{
+	unsigned long mib;
+
+	if (!args->eal_no_huge || args->eal_mem_given || args->eal_argc == 0) {
+		return;
+	}
+	mib = 64ul + (unsigned long)((cfg->global_segment_size / 32 + (1ull << 20) - 1) >> 20);
+	snprintf(args->eal_mem, sizeof(args->eal_mem), "%lu", mib);
+	args->eal_argv[args->eal_argc++] = (char *)"-m";
+	args->eal_argv[args->eal_argc++] = args->eal_mem;
+	args->eal_argv[args->eal_argc] = NULL;
+	args->eal_mem_added = mib;
 }
 
 int

@@ -26,10 +26,15 @@
 
 struct pc_args {
 	int eal_argc;
-	char *eal_argv[PC_ARGS_MAX_EAL + 2]; /* argv[0], the EAL options, maybe --no-pci, NULL */
-	bool eal_in_memory_rewritten;        /* --in-memory became --no-shconf (see below) */
-	bool eal_no_pci_added;               /* --no-pci was added (see below) */
-	const char *config_path;             /* NULL = the embedded default */
+	/* argv[0], the EAL options, maybe --no-pci, maybe -m SIZE, NULL */
+	char *eal_argv[PC_ARGS_MAX_EAL + 4];
+	bool eal_in_memory_rewritten; /* --in-memory became --no-shconf (see below) */
+	bool eal_no_pci_added;        /* --no-pci was added (see below) */
+	bool eal_no_huge;             /* --no-huge was given */
+	bool eal_mem_given;           /* -m / --socket-mem was given */
+	unsigned long eal_mem_added;  /* MiB of the -m pc_args_size_memory() added; 0 = none */
+	char eal_mem[24];
+	const char *config_path; /* NULL = the embedded default */
 	const char *sets[PC_ARGS_MAX_SETS];
 	int n_sets;
 	bool check_config;
@@ -63,6 +68,17 @@ int pc_args_parse(int argc, char **argv, struct pc_args *args, char *err, size_t
  */
 int pc_args_load_config(const struct pc_args *args, struct pc_config *cfg, char *err,
 			size_t errlen);
+
+/*
+ * With --no-huge and no -m/--socket-mem, give EAL memory for what the
+ * config will allocate from it (the page index and the slot descriptors
+ * grow with global_segment_size; the segment itself is a memfd, not EAL
+ * memory): -m 64 MiB + segment/32, rounded up to MiB. EAL's own default
+ * there is 64 MiB, too little past a few GiB of segment. With hugepages EAL
+ * grows its memory on demand and nothing is added. After
+ * pc_args_load_config(), before rte_eal_init().
+ */
+void pc_args_size_memory(struct pc_args *args, const struct pc_config *cfg);
 
 /* Print the usage text. */
 void pc_args_usage(FILE *out, const char *prog);

@@ -80,6 +80,7 @@ main(int argc, char **argv)
 		return pc_config_print(&cfg, stdout) == 0 ? PC_EXIT_OK : PC_EXIT_FAILURE;
 	}
 
+	pc_args_size_memory(&args, &cfg);
 	/* Logged after EAL is up; decided here, before rte_eal_init consumes argv. */
 	rc = rte_eal_init(args.eal_argc, args.eal_argv);
 	if (rc < 0) {
@@ -98,6 +99,11 @@ main(int argc, char **argv)
 	       cfg.source);
 	if (args.eal_in_memory_rewritten) {
 		PC_LOG(INFO, engine, "--in-memory with --no-huge: passed to EAL as --no-shconf");
+	}
+	if (args.eal_mem_added != 0) {
+		PC_LOG(INFO, engine,
+		       "--no-huge without -m: EAL memory sized for the segment's index, -m %lu",
+		       args.eal_mem_added);
 	}
 	if (args.eal_no_pci_added) {
 		PC_LOG(DEBUG, engine, "no PCI device named: EAL's PCI scan is off (--no-pci)");

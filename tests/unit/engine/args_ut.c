@@ -109,6 +109,50 @@ test_in_memory_rewrite(void)
 	CU_ASSERT_STRING_EQUAL(g_args.sets[0], "node_id=--in-memory");
 }
 
+/* --no-huge without -m: EAL gets memory for the segment's index (64 MiB + segment/32). */
+static void
+test_no_huge_memory(void)
+{
+	struct pc_config cfg;
+
+	pc_config_defaults(&cfg);
+	cfg.global_segment_size = 8ull << 30;
+	CU_ASSERT_EQUAL_FATAL(parse(ARGV("-l", "0", "--no-huge", "--")), 0);
+	pc_args_size_memory(&g_args, &cfg);
+	CU_ASSERT_EQUAL(g_args.eal_mem_added, 64 + 256);
+	CU_ASSERT_EQUAL_FATAL(g_args.eal_argc, 7); /* peercache -l 0 --no-huge --no-pci -m 320 */
+	CU_ASSERT_STRING_EQUAL(g_args.eal_argv[5], "-m");
+	CU_ASSERT_STRING_EQUAL(g_args.eal_argv[6], "320");
+	CU_ASSERT_PTR_NULL(g_args.eal_argv[7]);
+	/* A part MiB rounds up. */
+	cfg.global_segment_size = (2ull << 30) + (1ull << 20); /* /32: 64 MiB + 32 KiB */
+	CU_ASSERT_EQUAL_FATAL(parse(ARGV("--no-huge", "--")), 0);
+	pc_args_size_memory(&g_args, &cfg);
+	CU_ASSERT_EQUAL(g_args.eal_mem_added, 64 + 65);
+	/* The operator's own size wins, in any spelling; with hugepages nothing is added. */
+	{
+		const char *given[] = {"-m", "-m512", "--socket-mem=512", "--socket-mem"};
+
+		for (size_t i = 0; i < PC_ARRAY_SIZE(given); i++) {
+			char *argv[] = {"peercache", "--no-huge", (char *)given[i], "512", NULL};
+			int argc_before;
+
+			CU_ASSERT_EQUAL_FATAL(parse(argv), 0);
+			argc_before = g_args.eal_argc;
+			pc_args_size_memory(&g_args, &cfg);
+			CU_ASSERT_EQUAL(g_args.eal_mem_added, 0);
+			CU_ASSERT_EQUAL(g_args.eal_argc, argc_before);
+		}
+	}
+	CU_ASSERT_EQUAL_FATAL(parse(ARGV("-l", "0", "--")), 0);
+	pc_args_size_memory(&g_args, &cfg);
+	CU_ASSERT_EQUAL(g_args.eal_mem_added, 0);
+	/* Look-alikes are not memory options. */
+	CU_ASSERT_EQUAL_FATAL(parse(ARGV("--no-huge", "--match-allocations", "--")), 0);
+	pc_args_size_memory(&g_args, &cfg);
+	CU_ASSERT_NOT_EQUAL(g_args.eal_mem_added, 0);
+}
+
 static void
 test_pci_scan(void)
 {
@@ -260,6 +304,7 @@ static const struct pc_ut_test parse_tests[] = {
 	{"--print-config", test_print_config_flag},
 	{"--in-memory with --no-huge becomes --no-shconf", test_in_memory_rewrite},
 	{"--no-pci added unless PCI devices are named", test_pci_scan},
+	{"--no-huge without -m: EAL memory for the segment", test_no_huge_memory},
 	{"bad options name themselves", test_bad_options},
 	{"too many --set", test_too_many_sets},
 	{"usage text", test_usage_mentions_options},
