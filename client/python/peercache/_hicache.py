@@ -110,6 +110,74 @@ except Exception:  # ImportError, or an SGLang that fails to import without a GP
             return None
 
 
+# The v2 (hybrid-model) descriptors, SGLang PR #20457 (2026-03). Imported on their own so
+# that an SGLang older than v2 still gets the real base class and these stand-ins.
+try:  # pragma: no cover - depends on the environment
+    from sglang.srt.mem_cache.hicache_storage import (  # type: ignore
+        PoolHitPolicy,
+        PoolName,
+        PoolTransfer,
+        PoolTransferResult,
+    )
+
+    HAVE_SGLANG_V2 = True
+except Exception:
+    HAVE_SGLANG_V2 = False
+    from enum import Enum
+
+    class PoolName(str, Enum):
+        """Stand-in for SGLang's PoolName (the well-known pool names)."""
+
+        KV = "kv"
+        MAMBA = "mamba"
+        SWA = "swa"
+        INDEXER = "indexer"
+        DRAFT = "draft"
+        DRAFT_INDEXER = "draft_indexer"
+        DRAFT_SWA = "draft_swa"
+
+        def __str__(self):
+            return self.value
+
+    class PoolHitPolicy(str, Enum):
+        """Stand-in for SGLang's PoolHitPolicy (batch_exists_v2, per extra pool).
+
+        ALL_PAGES: every page of [0, kv_hit) must exist; TRAILING_PAGES: only the last
+        len(transfer.keys) pages of the prefix must exist."""
+
+        ALL_PAGES = "all_pages"
+        TRAILING_PAGES = "trailing_pages"
+
+    @dataclass
+    class PoolTransfer:
+        """Stand-in for SGLang's PoolTransfer (host<->storage: name, keys, host_indices)."""
+
+        name: Any
+        host_indices: Any = None
+        device_indices: Any = None
+        keys: Optional[List[str]] = None
+        hit_policy: Any = PoolHitPolicy.ALL_PAGES
+        nodes_to_load: Optional[List[Any]] = None
+        indices_from_pool: Any = None
+
+    @dataclass
+    class PoolTransferResult:
+        """Stand-in for SGLang's PoolTransferResult."""
+
+        kv_hit_pages: int
+        extra_pool_hit_pages: dict
+
+        @classmethod
+        def empty(cls):
+            return cls(0, {})
+
+        def update_kv_hit_pages(self, kv_hit_pages):
+            self.kv_hit_pages = max(self.kv_hit_pages, kv_hit_pages)
+
+        def update_extra_pool_hit_pages(self, results):
+            self.extra_pool_hit_pages.update(results)
+
+
 try:  # pragma: no cover - depends on the environment
     from sglang.srt.metrics.collector import StorageMetrics  # type: ignore
 except Exception:
@@ -124,5 +192,6 @@ except Exception:
         backup_bandwidth: List[float] = field(default_factory=list)
 
 
-__all__ = ["HAVE_SGLANG", "HiCacheStorage", "HiCacheStorageConfig", "HiCacheStorageExtraInfo",
-           "StorageMetrics"]
+__all__ = ["HAVE_SGLANG", "HAVE_SGLANG_V2", "HiCacheStorage", "HiCacheStorageConfig",
+           "HiCacheStorageExtraInfo", "PoolHitPolicy", "PoolName", "PoolTransfer",
+           "PoolTransferResult", "StorageMetrics"]

@@ -21,6 +21,10 @@ range). Zero-copy pages (batch_set_v1/batch_get_v1) are stored under the hash
 itself; the generic path (set/get/batch_set/batch_get, SGLang's flat data
 pages and speculative-draft "d:" pages) under ``g/<hash>``, since a flat page's
 byte order differs from the packed zero-copy one for layer_first pools.
+
+Hybrid models (v2 interface: register_mem_host_pool_v2, batch_{exists,get,set}_v2): the
+"kv" pool's pages are the zero-copy pages above (v1 and v2 interoperate); every other pool
+(Mamba/SWA/indexer states) has its own keys ``x/<pool>/<layout digest>/<hash>``.
 """
 
 import ctypes
@@ -32,12 +36,14 @@ import time
 
 from . import _lib
 from . import engine as _engine
-from ._hicache import HAVE_SGLANG, HiCacheStorage, StorageMetrics
+from ._hicache import HAVE_SGLANG, HiCacheStorage, PoolName, PoolTransferResult, StorageMetrics
 
 logger = logging.getLogger("peercache")
 
 GENERIC_PREFIX = "g/"
 DRAFT_PREFIX = "d:"
+POOL_PREFIX = "x/"  # v2 sidecar pools: x/<pool name>/<layout digest>/<hash>
+KV_POOL = "kv"
 
 # extra_config keys read by the backend itself (besides the engine keys).
 BACKEND_KEYS = {
@@ -162,6 +168,40 @@ def _buffer(obj, size=None, writable=False):
     return None
 
 
+def _pool_name(name):
+    """A v2 pool name (SGLang's PoolName enum, or a plain string) as a plain string."""
+    return str(getattr(name, "value", name))
+
+
+def _is_trailing(policy):
+    return str(getattr(policy, "value", policy)).lower() == "trailing_pages"
+
+
+def _n_indices(idx):
+    """How many host indices idx holds (a tensor, a list), or None when unknown."""
+    try:
+        if hasattr(idx, "numel"):
+            return int(idx.numel())
+        return len(idx)
+    except Exception:
+        return None
+
+
+class _SidecarPool:
+    """A v2 extra pool (Mamba/SWA/indexer states): its host pool, key prefix, and the
+    segments per page and bytes per page its get_page_buffer_meta gave at registration
+    (None when the probe failed)."""
+
+    __slots__ = ("pool", "prefix", "segs", "page_bytes", "fingerprint")
+
+    def __init__(self, pool, prefix, segs, page_bytes, fingerprint):
+        self.pool = pool
+        self.prefix = prefix
+        self.segs = segs
+        self.page_bytes = page_bytes
+        self.fingerprint = fingerprint
+
+
 def _iov_array(ptrs, sizes):
     m = len(ptrs)
     flat = [0] * (2 * m)
@@ -185,6 +225,7 @@ class PeerCacheStore(HiCacheStorage):
         self._next_restart = 0.0
         self._restarting = False
         self.mem_pool_host = None
+        self._pools = {}  # v2 sidecar pools: name -> _SidecarPool
 
         cfg = storage_config
         self.storage_config = cfg
@@ -440,16 +481,22 @@ class PeerCacheStore(HiCacheStorage):
             self.namespace = self._make_namespace()
         logger.info("peercache: host pool registered: namespace %r", self.namespace)
 
-    def _page_meta(self, host_indices, n):
-        pool = self.mem_pool_host
+    def _page_meta(self, host_indices, n, pool=None, what="kv"):
+        """(pointers, sizes, segments per page) of n pages, or None (logged). Segments per
+        page is derived, len(pointers) / n: SWA and multi-buffer pools give 2 or more
+        pointers per page, and a count that is not a multiple of n cannot be mapped to
+        pages at all (bug 14)."""
+        if pool is None:
+            pool = self.mem_pool_host
         if pool is None:
             self._log(logging.ERROR, "nopool", "zero-copy call before register_mem_pool_host")
             return None
         ptrs, sizes = pool.get_page_buffer_meta(host_indices)
         ptrs, sizes = list(ptrs), list(sizes)
         if len(ptrs) != len(sizes) or not ptrs or len(ptrs) % n:
-            self._log(logging.ERROR, "meta", "get_page_buffer_meta gave %d pointers and %d "
-                      "sizes for %d pages", len(ptrs), len(sizes), n)
+            self._log(logging.ERROR, "meta-" + what, "pool %s: get_page_buffer_meta gave %d "
+                      "pointers and %d sizes for %d pages; no page transferred", what,
+                      len(ptrs), len(sizes), n)
             return None
         return ptrs, sizes, len(ptrs) // n
 
@@ -607,6 +654,238 @@ class PeerCacheStore(HiCacheStorage):
         the following read cannot deliver.
         """
         return key.startswith(DRAFT_PREFIX) or not self.interface_v1
+
+    # ------------------------------------------------------------------ v2 (hybrid models)
+    #
+    # SGLang's v2 interface (PR #20457): a hybrid model's host pools are registered by name
+    # (register_mem_host_pool_v2); batch_get_v2 / batch_set_v2 take one PoolTransfer (name,
+    # keys, host_indices) per pool and return {name: [bool per key]}; batch_exists_v2 returns
+    # PoolTransferResult(usable prefix, {pool name: hit pages}). The "kv" pool's pages are
+    # the v1 zero-copy pages (same keys, same bytes), so v1 and v2 interoperate. Each other
+    # pool has its own key space inside the namespace, x/<name>/<digest of its layout>/<hash>,
+    # so its pages never collide with KV pages or with another layout of the same pool.
+
+    def register_mem_host_pool_v2(self, host_pool, host_pool_name):
+        try:
+            try:
+                super().register_mem_host_pool_v2(host_pool, host_pool_name)
+            except Exception:
+                pass
+            name = _pool_name(host_pool_name)
+            if name == KV_POOL:
+                self.register_mem_pool_host(host_pool)
+                return
+            fp, segs, page_bytes = self._sidecar_fingerprint(name, host_pool)
+            import hashlib
+
+            digest = hashlib.sha256(fp.encode("utf-8", "replace")).hexdigest()[:16]
+            prefix = "%s%s/%s/" % (POOL_PREFIX, _sanitize(name)[:24] or "pool", digest)
+            with self._lock:
+                self._pools[name] = _SidecarPool(host_pool, prefix, segs, page_bytes, fp)
+            logger.info("peercache: pool %r registered: %s (%s segment(s) per page, %s "
+                        "bytes per page), keys %s<hash>", name, fp,
+                        segs if segs is not None else "?",
+                        page_bytes if page_bytes is not None else "?", prefix)
+        except Exception as e:
+            self._log(logging.ERROR, "register_v2", "register_mem_host_pool_v2(%r) failed: %r",
+                      host_pool_name, e)
+
+    def _sidecar_fingerprint(self, name, pool):
+        """(layout fingerprint, segments per page, bytes per page) of an extra pool. The
+        segment layout comes from get_page_buffer_meta over the first page's indices."""
+        page = getattr(pool, "page_size", None)
+        page = page if isinstance(page, int) and page > 0 else 1
+        segs = page_bytes = None
+        seg_sizes = "?"
+        cands = []
+        try:
+            import torch  # noqa: F401  (only when present)
+
+            cands.append(torch.arange(page, dtype=torch.int64))
+        except Exception:
+            pass
+        cands.append(list(range(page)))
+        for cand in cands:
+            try:
+                ptrs, sizes = pool.get_page_buffer_meta(cand)
+                ptrs, sizes = list(ptrs), [int(x) for x in sizes]
+                if ptrs and len(ptrs) == len(sizes):
+                    segs, page_bytes = len(ptrs), sum(sizes)
+                    seg_sizes = "+".join(str(x) for x in sizes)
+                    break
+            except Exception:
+                continue
+        dtype = getattr(pool, "dtype", None)
+        start = getattr(pool, "start_layer", None)
+        end = getattr(pool, "end_layer", None)
+        if start is None or end is None:
+            n = getattr(pool, "layer_num", None)
+            start, end = (0, n) if n is not None else ("?", "?")
+        fp = "%s.%s.%s.%s.p%d.s%s.l%s-%s" % (
+            name, type(pool).__name__, getattr(pool, "layout", None) or "-",
+            str(dtype).replace("torch.", "") if dtype is not None else "-", page, seg_sizes,
+            start, end)
+        return fp, segs, page_bytes
+
+    def _pool_key(self, sp, key):
+        b = (sp.prefix + str(key)).encode("utf-8", "surrogateescape")
+        if len(b) > _lib.KEY_MAX:
+            import hashlib
+
+            b = (sp.prefix + "#" + hashlib.sha256(str(key).encode(
+                "utf-8", "surrogateescape")).hexdigest()).encode()[:_lib.KEY_MAX]
+        return b
+
+    def _transfer_v2(self, t, keys, write, extra_info):
+        """One PoolTransfer: a list of bools, one per key (all False on any mismatch)."""
+        n = len(keys)
+        name = _pool_name(getattr(t, "name", None))
+        host_indices = getattr(t, "host_indices", None)
+        if host_indices is None:
+            self._log(logging.ERROR, "v2-noidx", "pool %s: transfer without host_indices", name)
+            return [False] * n
+        if name == KV_POOL:
+            pool, sp = self.mem_pool_host, None
+            if pool is None:
+                self._log(logging.ERROR, "nopool", "v2 kv transfer before the kv pool is "
+                          "registered")
+                return [False] * n
+            keys_b = [self._key(k) for k in keys]
+        else:
+            with self._lock:
+                sp = self._pools.get(name)
+            if sp is None:
+                self._log(logging.ERROR, "v2-unknown-" + name, "pool %s is not registered "
+                          "(register_mem_host_pool_v2); no page transferred", name)
+                return [False] * n
+            pool = sp.pool
+            keys_b = [self._pool_key(sp, k) for k in keys]
+        page = getattr(pool, "page_size", None)
+        page = page if isinstance(page, int) and page > 0 else 1
+        ni = _n_indices(host_indices)
+        if ni is not None and ni != n * page:
+            self._log(logging.ERROR, "v2-idx-" + name, "pool %s: %d host indices for %d "
+                      "page(s) of %d; no page transferred", name, ni, n, page)
+            return [False] * n
+        meta = self._page_meta(host_indices, n, pool, name)
+        if meta is None:
+            return [False] * n
+        ptrs, sizes, per = meta
+        if sp is not None:
+            if sp.segs is not None and per != sp.segs:
+                self._log(logging.ERROR, "v2-segs-" + name, "pool %s: %d segment(s) per page, "
+                          "registered with %d; no page transferred", name, per, sp.segs)
+                return [False] * n
+            if sp.page_bytes is not None:
+                for i in range(n):
+                    got = sum(int(x) for x in sizes[i * per:(i + 1) * per])
+                    if got != sp.page_bytes:
+                        self._log(logging.ERROR, "v2-bytes-" + name, "pool %s: page %d is %d "
+                                  "bytes, registered with %d; no page transferred", name, i,
+                                  got, sp.page_bytes)
+                        return [False] * n
+        if write:
+            depth = self._prefix_depth(extra_info) if sp is None else 0
+            return self._set_iov(keys_b, ptrs, sizes, [per] * n, depth)
+        return self._get_iov(keys_b, ptrs, sizes, [per] * n)
+
+    def _io_v2(self, transfers, extra_info, write):
+        out = {}
+        try:
+            transfers = list(transfers or [])
+        except Exception as e:
+            self._log(logging.ERROR, "v2-args", "v2 transfers unusable: %r", e)
+            return out
+        for t in transfers:
+            try:
+                keys = list(getattr(t, "keys", None) or [])
+            except Exception:
+                keys = []
+            res = [False] * len(keys)
+            if keys:
+                try:
+                    res = self._transfer_v2(t, keys, write, extra_info)
+                except Exception as e:
+                    self._log(logging.ERROR, "v2-io", "batch_%s_v2 of pool %s failed: %r",
+                              "set" if write else "get", _pool_name(getattr(t, "name", "?")), e)
+                    res = [False] * len(keys)
+            try:
+                out[getattr(t, "name", None)] = res
+            except Exception:
+                out[_pool_name(getattr(t, "name", None))] = res
+        return out
+
+    def batch_set_v2(self, transfers, extra_info=None):
+        """Store each PoolTransfer's pages from host memory: {pool name: [bool per key]}."""
+        return self._io_v2(transfers, extra_info, True)
+
+    def batch_get_v2(self, transfers, extra_info=None):
+        """Load each PoolTransfer's pages into host memory: {pool name: [bool per key]}."""
+        return self._io_v2(transfers, extra_info, False)
+
+    def batch_exists_v2(self, keys, pool_transfers=None, extra_info=None):
+        """PoolTransferResult(usable prefix, {pool: hit pages}), SGLang's fold: the KV
+        prefix; then per extra pool, ALL_PAGES = its leading pages within the KV prefix,
+        TRAILING_PAGES = the longest prefix (<= the KV prefix) whose last len(t.keys)
+        pages (all of them when the prefix is shorter) are present; the result is the
+        minimum. One engine round trip for all pools; any error is a miss (0)."""
+        try:
+            keys = [str(k) for k in (keys or [])]
+            n = len(keys)
+            if n == 0:
+                return PoolTransferResult(0, {})
+            transfers = list(pool_transfers or [])
+            q = [self._key(k) for k in keys]
+            spans = []
+            for t in transfers:
+                name = _pool_name(getattr(t, "name", None))
+                if name == KV_POOL:
+                    spans.append((t, 0))
+                    continue
+                with self._lock:
+                    sp = self._pools.get(name)
+                if sp is None:
+                    self._log(logging.ERROR, "v2-unknown-" + name, "batch_exists_v2: pool %s "
+                              "is not registered; no usable prefix", name)
+                    return PoolTransferResult(0, {})
+                spans.append((t, len(q)))
+                q.extend(self._pool_key(sp, k) for k in keys)
+            present = self._exists(q)
+            if present is None or len(present) != len(q):
+                return PoolTransferResult(0, {})
+            kv = present[:n]
+            kv_pages = kv.index(False) if False in kv else n
+            hits = {PoolName.KV: kv_pages} if kv_pages else {}
+            final = kv_pages
+            for t, off in spans:
+                if final == 0:
+                    break
+                p = present[off:off + kv_pages]
+                if _is_trailing(getattr(t, "hit_policy", None)):
+                    tk = getattr(t, "keys", None)
+                    trailing = max(1, len(tk) if tk else 1)
+                    # run[i]: consecutive present pages ending at page i.
+                    run, r = [], 0
+                    for ok in p:
+                        r = r + 1 if ok else 0
+                        run.append(r)
+                    boundary = 0
+                    for plen in range(kv_pages, 0, -1):
+                        if run[plen - 1] >= min(trailing, plen):
+                            boundary = plen
+                            break
+                else:
+                    boundary = p.index(False) if False in p else kv_pages
+                if boundary:
+                    hits[getattr(t, "name", None)] = boundary
+                final = min(final, boundary)
+            return PoolTransferResult(int(final), hits)
+        except Exception as e:
+            self._log(logging.ERROR, "batch_exists_v2", "batch_exists_v2 failed: %r", e)
+            try:
+                return PoolTransferResult(0, {})
+            except Exception:
+                return None
 
     # generic path --------------------------------------------------------
 

@@ -681,3 +681,87 @@ class EngineCluster:
                     e.name, e.output()[-3000:]))
         self.tmp.cleanup()
         return bad
+
+
+# ----------------------------------------------------------------------------- v2 sidecar pool
+
+
+class SidecarPool:
+    """A hybrid model's extra host pool (SWA / Mamba-style states) for the v2 interface:
+    each page lives in `len(seg_bytes)` separate buffers (e.g. conv and SSM state), so
+    get_page_buffer_meta gives that many pointers per page (sizes may differ). `extra_ptrs`
+    appends that many stray pointers to every answer (a pool whose pointer count does not
+    map onto pages)."""
+
+    def __init__(self, page_size=4, seg_bytes=(96, 160), num_pages=64, dtype=BF16):
+        self.page_size = page_size
+        self.seg_bytes = tuple(seg_bytes)
+        self.page_num = num_pages
+        self.size = num_pages * page_size
+        self.dtype = dtype
+        self.layout = "sidecar"
+        self.page_bytes = sum(self.seg_bytes)
+        self.buffers = [CTensor(b * num_pages, dtype, fill=0) for b in self.seg_bytes]
+        self.extra_ptrs = 0
+        self._free = list(range(num_pages))
+
+    def alloc_pages(self, n, shuffle=False):
+        if n > len(self._free):
+            raise MemoryError("pool has %d free pages, want %d" % (len(self._free), n))
+        pages = self._free[:n]
+        del self._free[:n]
+        if shuffle:
+            random.Random(n + 1).shuffle(pages)
+        return Indices(t for p in pages for t in range(p * self.page_size,
+                                                       (p + 1) * self.page_size))
+
+    def get_page_buffer_meta(self, indices):
+        assert len(indices) % self.page_size == 0
+        indices = indices.tolist() if hasattr(indices, "tolist") else list(indices)
+        ptrs, sizes = [], []
+        for i in range(0, len(indices), self.page_size):
+            page = indices[i] // self.page_size
+            for buf, b in zip(self.buffers, self.seg_bytes):
+                ptrs.append(buf.data_ptr() + page * b)
+                sizes.append(b)
+        for _ in range(self.extra_ptrs):
+            ptrs.append(self.buffers[0].data_ptr())
+            sizes.append(self.seg_bytes[0])
+        return ptrs, sizes
+
+    def fill_page(self, index, seed):
+        page = index // self.page_size
+        data = pattern(seed, self.page_bytes)
+        o = 0
+        for buf, b in zip(self.buffers, self.seg_bytes):
+            buf.write(page * b, data[o:o + b])
+            o += b
+        return data
+
+    def read_page(self, index):
+        page = index // self.page_size
+        return b"".join(buf.tobytes(page * b, b) for buf, b in zip(self.buffers, self.seg_bytes))
+
+    def fill(self, host_indices, seeds):
+        P = self.page_size
+        return [self.fill_page(host_indices[i * P], s) for i, s in enumerate(seeds)]
+
+    def clear_pages(self, host_indices, byte=0):
+        P = self.page_size
+        for i in range(0, len(host_indices), P):
+            page = host_indices[i] // P
+            for buf, b in zip(self.buffers, self.seg_bytes):
+                buf.write(page * b, bytes([byte]) * b)
+
+    def pages(self, host_indices):
+        P = self.page_size
+        return [self.read_page(host_indices[i]) for i in range(0, len(host_indices), P)]
+
+
+def pool_transfer(name, keys, host_indices=None, hit_policy=None):
+    """A PoolTransfer (SGLang's when importable, else the stand-in)."""
+    m = hicache_module()
+    kw = dict(name=name, keys=list(keys), host_indices=host_indices)
+    if hit_policy is not None:
+        kw["hit_policy"] = hit_policy
+    return m.PoolTransfer(**kw)
