@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * engine/dataplane.c: the engine's data plane, with the verbs calls stubbed
- * (there is no RDMA device here) the way tests/unit/verbs/rdma_ut.c does it:
- * every verbs object the stubs hand out is counted until it is destroyed,
- * and every QP keeps its state, so a leak or a QP left behind on an error
- * path is an assertion. verbs/rdma.c itself is the real one (from the
- * library archive); these stubs take the place of libibverbs under it.
+ * (there is no RDMA device here) by tests/fake_verbs.h, as in
+ * tests/unit/verbs/rdma_ut.c: every verbs object the stubs hand out is
+ * counted until it is destroyed, and every QP keeps its state, so a leak or
+ * a QP left behind on an error path is an assertion. verbs/rdma.c itself is
+ * the real one (from the library archive); these stubs take the place of
+ * libibverbs under it.
  *
  * Three seams, by macro before dataplane.c is included, count what the
  * data plane creates: pc_rdma_create (fails on the k-th call when asked),
@@ -54,6 +55,7 @@ struct pc_fetch *pc_fetch_create(const struct pc_fetch_opts *o);
 extern const struct pc_xport_ops pc_xport_rdma;
 
 #include "dirq.h"
+#include "fake_verbs.h" /* the verbs under verbs/rdma.c, with its QP life checks */
 #include "lcore_internal.h"
 #include "mock.h"
 #include "session.h"
@@ -160,312 +162,6 @@ ut_pc_fetch_create(const struct pc_fetch_opts *o)
 	return pc_fetch_create(o);
 }
 
-/* ---- verbs stubs: return values settable with MOCK_SET / MOCK_PUSH ---- */
-
-int ut_open_rc(void);
-int ut_query_port_rc(void);
-int ut_query_device_rc(void);
-int ut_query_gid_rc(void);
-int ut_alloc_pd_rc(void);
-int ut_reg_mr_rc(void);
-int ut_create_cq_rc(void);
-int ut_create_qp_rc(void);
-int ut_modify_qp_rc(void);
-DEFINE_STUB(ut_open_rc, int, (void), 0)
-DEFINE_STUB(ut_query_port_rc, int, (void), 0)
-DEFINE_STUB(ut_query_device_rc, int, (void), 0)
-DEFINE_STUB(ut_query_gid_rc, int, (void), 0)
-DEFINE_STUB(ut_alloc_pd_rc, int, (void), 0)
-DEFINE_STUB(ut_reg_mr_rc, int, (void), 0)
-DEFINE_STUB(ut_create_cq_rc, int, (void), 0)
-DEFINE_STUB(ut_create_qp_rc, int, (void), 0)
-DEFINE_STUB(ut_modify_qp_rc, int, (void), 0)
-
-#define N_DEVS   2
-#define QPN_BASE 0x100u
-#define QP_MAX   4096u
-
-static struct ibv_device g_devs[N_DEVS];
-static const char *g_dev_names[N_DEVS] = {"mlx5_0", "mlx5_1"};
-static int g_n_devs;
-static bool g_list_null;
-static enum ibv_port_state g_port_state[N_DEVS];
-static unsigned int g_list_calls;
-
-/* Live object counts: created minus destroyed. */
-static int g_live_lists, g_live_ctx, g_live_pd, g_live_mr, g_live_cq, g_live_qp;
-static void *g_reg_mr_addr;
-static size_t g_reg_mr_len;
-
-/* Every QP of the current test, by qpn - QPN_BASE: alive or not, its state, its peer. */
-struct qp_rec {
-	bool live;
-	enum ibv_qp_state state;
-	uint32_t dest_qpn; /* set at RTR */
-	uint32_t rq_psn;
-};
-static struct qp_rec g_qps[QP_MAX];
-static uint32_t g_next_qpn;
-
-static struct qp_rec *
-qp_rec(uint32_t qpn)
-{
-	CU_ASSERT_FATAL(qpn >= QPN_BASE && qpn - QPN_BASE < g_next_qpn - QPN_BASE);
-	return &g_qps[qpn - QPN_BASE];
-}
-
-static int
-fake_poll_cq(struct ibv_cq *cq, int n, struct ibv_wc *wc)
-{
-	(void)cq;
-	(void)n;
-	(void)wc;
-	return 0; /* nothing ever completes: no READ is posted here */
-}
-
-struct ibv_device **(ibv_get_device_list)(int *num_devices)
-{
-	struct ibv_device **l;
-
-	g_list_calls++;
-	if (g_list_null) {
-		errno = ENOSYS;
-		return NULL;
-	}
-	l = calloc((size_t)g_n_devs + 1, sizeof(*l));
-	CU_ASSERT_FATAL(l != NULL);
-	for (int i = 0; i < g_n_devs; i++) {
-		l[i] = &g_devs[i];
-	}
-	*num_devices = g_n_devs;
-	g_live_lists++;
-	return l;
-}
-
-void
-ibv_free_device_list(struct ibv_device **list)
-{
-	g_live_lists--;
-	free(list);
-}
-
-const char *
-ibv_get_device_name(struct ibv_device *device)
-{
-	return g_dev_names[device - g_devs];
-}
-
-struct ibv_context *
-ibv_open_device(struct ibv_device *device)
-{
-	struct ibv_context *c;
-	int rc = ut_open_rc();
-
-	if (rc != 0) {
-		errno = rc;
-		return NULL;
-	}
-	c = calloc(1, sizeof(*c));
-	CU_ASSERT_FATAL(c != NULL);
-	c->device = device;
-	c->ops.poll_cq = fake_poll_cq;
-	g_live_ctx++;
-	return c;
-}
-
-int
-ibv_close_device(struct ibv_context *context)
-{
-	g_live_ctx--;
-	free(context);
-	return 0;
-}
-
-int(ibv_query_port)(struct ibv_context *context, uint8_t port_num,
-		    struct _compat_ibv_port_attr *port_attr)
-{
-	struct ibv_port_attr *pa = (struct ibv_port_attr *)port_attr;
-	int rc = ut_query_port_rc();
-
-	(void)port_num;
-	if (rc != 0) {
-		return rc;
-	}
-	pa->state = g_port_state[context->device - g_devs];
-	pa->active_mtu = IBV_MTU_4096;
-	pa->lid = 0x42;
-	pa->link_layer = IBV_LINK_LAYER_INFINIBAND;
-	return 0;
-}
-
-int
-ibv_query_device(struct ibv_context *context, struct ibv_device_attr *device_attr)
-{
-	(void)context;
-	memset(device_attr, 0, sizeof(*device_attr));
-	device_attr->max_qp_rd_atom = 16;
-	return ut_query_device_rc();
-}
-
-int
-ibv_query_gid(struct ibv_context *context, uint8_t port_num, int index, union ibv_gid *gid)
-{
-	(void)context;
-	(void)port_num;
-	(void)index;
-	memset(gid, 0xA5, sizeof(*gid));
-	return ut_query_gid_rc();
-}
-
-struct ibv_pd *
-ibv_alloc_pd(struct ibv_context *context)
-{
-	struct ibv_pd *pd;
-	int rc = ut_alloc_pd_rc();
-
-	if (rc != 0) {
-		errno = rc;
-		return NULL;
-	}
-	pd = calloc(1, sizeof(*pd));
-	CU_ASSERT_FATAL(pd != NULL);
-	pd->context = context;
-	g_live_pd++;
-	return pd;
-}
-
-int
-ibv_dealloc_pd(struct ibv_pd *pd)
-{
-	g_live_pd--;
-	free(pd);
-	return 0;
-}
-
-struct ibv_mr *(ibv_reg_mr)(struct ibv_pd *pd, void *addr, size_t length, int access)
-{
-	struct ibv_mr *mr;
-	int rc = ut_reg_mr_rc();
-
-	(void)access;
-	if (rc != 0) {
-		errno = rc;
-		return NULL;
-	}
-	g_reg_mr_addr = addr;
-	g_reg_mr_len = length;
-	mr = calloc(1, sizeof(*mr));
-	CU_ASSERT_FATAL(mr != NULL);
-	mr->pd = pd;
-	mr->addr = addr;
-	mr->length = length;
-	mr->lkey = 0x1111;
-	mr->rkey = 0x2222;
-	g_live_mr++;
-	return mr;
-}
-
-int
-ibv_dereg_mr(struct ibv_mr *mr)
-{
-	g_live_mr--;
-	free(mr);
-	return 0;
-}
-
-struct ibv_cq *
-ibv_create_cq(struct ibv_context *context, int cqe, void *cq_context,
-	      struct ibv_comp_channel *channel, int comp_vector)
-{
-	struct ibv_cq *cq;
-	int rc = ut_create_cq_rc();
-
-	(void)cq_context;
-	(void)channel;
-	(void)comp_vector;
-	if (rc != 0) {
-		errno = rc;
-		return NULL;
-	}
-	cq = calloc(1, sizeof(*cq));
-	CU_ASSERT_FATAL(cq != NULL);
-	cq->context = context;
-	cq->cqe = cqe;
-	g_live_cq++;
-	return cq;
-}
-
-int
-ibv_destroy_cq(struct ibv_cq *cq)
-{
-	g_live_cq--;
-	free(cq);
-	return 0;
-}
-
-struct ibv_qp *
-ibv_create_qp(struct ibv_pd *pd, struct ibv_qp_init_attr *qp_init_attr)
-{
-	struct ibv_qp *qp;
-	int rc = ut_create_qp_rc();
-
-	CU_ASSERT_EQUAL(qp_init_attr->qp_type, IBV_QPT_RC);
-	if (rc != 0) {
-		errno = rc;
-		return NULL;
-	}
-	CU_ASSERT_FATAL(g_next_qpn - QPN_BASE < QP_MAX);
-	qp = calloc(1, sizeof(*qp));
-	CU_ASSERT_FATAL(qp != NULL);
-	qp->context = pd->context;
-	qp->pd = pd;
-	qp->send_cq = qp_init_attr->send_cq;
-	qp->qp_num = g_next_qpn++;
-	qp->qp_type = IBV_QPT_RC;
-	memset(&g_qps[qp->qp_num - QPN_BASE], 0, sizeof(g_qps[0]));
-	g_qps[qp->qp_num - QPN_BASE].live = true;
-	g_qps[qp->qp_num - QPN_BASE].state = IBV_QPS_RESET;
-	g_live_qp++;
-	return qp;
-}
-
-int
-ibv_destroy_qp(struct ibv_qp *qp)
-{
-	CU_ASSERT(g_qps[qp->qp_num - QPN_BASE].live);
-	g_qps[qp->qp_num - QPN_BASE].live = false;
-	g_live_qp--;
-	free(qp);
-	return 0;
-}
-
-int
-ibv_modify_qp(struct ibv_qp *qp, struct ibv_qp_attr *attr, int attr_mask)
-{
-	struct qp_rec *r = &g_qps[qp->qp_num - QPN_BASE];
-	int rc = 0;
-
-	CU_ASSERT(attr_mask & IBV_QP_STATE);
-	if (attr->qp_state != IBV_QPS_ERR) {
-		rc = ut_modify_qp_rc(); /* the reset path is never failed here */
-	}
-	if (rc == 0) {
-		r->state = attr->qp_state;
-		if (attr->qp_state == IBV_QPS_RTR) {
-			r->dest_qpn = attr->dest_qp_num;
-			r->rq_psn = attr->rq_psn;
-		}
-	}
-	return rc;
-}
-
-bool
-mlx5dv_is_supported(struct ibv_device *device)
-{
-	(void)device;
-	return false; /* CQs through ibv_poll_cq (the fake context's op) */
-}
-
 /* ---- fixtures ---- */
 
 static struct pc_config g_base; /* node-0's config, what each test starts from */
@@ -479,24 +175,8 @@ static struct pc_runtime *g_rt;
 static void
 reset_mocks(void)
 {
-	MOCK_CLEAR(ut_open_rc);
-	MOCK_CLEAR(ut_query_port_rc);
-	MOCK_CLEAR(ut_query_device_rc);
-	MOCK_CLEAR(ut_query_gid_rc);
-	MOCK_CLEAR(ut_alloc_pd_rc);
-	MOCK_CLEAR(ut_reg_mr_rc);
-	MOCK_CLEAR(ut_create_cq_rc);
-	MOCK_CLEAR(ut_create_qp_rc);
-	MOCK_CLEAR(ut_modify_qp_rc);
-	g_n_devs = 1;
-	g_list_null = false;
-	g_list_calls = 0;
-	g_port_state[0] = IBV_PORT_ACTIVE;
-	g_port_state[1] = IBV_PORT_ACTIVE;
-	g_reg_mr_addr = NULL;
-	g_reg_mr_len = 0;
-	g_next_qpn = QPN_BASE;
-	memset(g_qps, 0, sizeof(g_qps));
+	fv_reset();
+	g_fv_checks = FV_CHECK_QP_LIFE;
 	g_rdma_create_calls = 0;
 	g_rdma_create_fail_at = 0;
 	memset(g_rdma_create_chans, 0, sizeof(g_rdma_create_chans));
@@ -508,12 +188,7 @@ reset_mocks(void)
 static void
 assert_no_verbs_left(void)
 {
-	CU_ASSERT_EQUAL(g_live_lists, 0);
-	CU_ASSERT_EQUAL(g_live_ctx, 0);
-	CU_ASSERT_EQUAL(g_live_pd, 0);
-	CU_ASSERT_EQUAL(g_live_mr, 0);
-	CU_ASSERT_EQUAL(g_live_cq, 0);
-	CU_ASSERT_EQUAL(g_live_qp, 0);
+	fv_assert_no_leak();
 	CU_ASSERT_EQUAL(g_xport_live, 0);
 }
 

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * verbs/rdma.c: the rdma transport, through stubs of every verbs and mlx5dv
- * call it makes (there is no RDMA device here). The stubs keep books: every
- * object they hand out is counted until it is destroyed (so a leak on an
- * error path is an assertion, and under ASan a report), every
+ * call it makes (there is no RDMA device here; the stubs are
+ * tests/fake_verbs.h, with its rdma argument checks on). The stubs keep
+ * books: every object they hand out is counted until it is destroyed (so a
+ * leak on an error path is an assertion, and under ASan a report), every
  * ibv_modify_qp is recorded with its attributes and mask, every
  * ibv_post_send with the chain it was given. Completions are fed either
  * as struct ibv_wc (the ibv_poll_cq path) or as crafted mlx5 CQE bytes in
@@ -15,389 +16,9 @@
 #include <string.h>
 
 #include "../../../verbs/rdma.c"
+#include "fake_verbs.h"
 #include "mock.h"
 #include "ut.h"
-
-/* ---- return values, settable with MOCK_SET / MOCK_PUSH ---- */
-
-int ut_open_rc(void);
-int ut_query_port_rc(void);
-int ut_query_device_rc(void);
-int ut_query_gid_rc(void);
-int ut_alloc_pd_rc(void);
-int ut_reg_mr_rc(void);
-int ut_create_cq_rc(void);
-int ut_create_qp_rc(void);
-int ut_modify_qp_rc(void);
-int ut_post_send_rc(void);
-int ut_dv_rc(void);
-DEFINE_STUB(ut_open_rc, int, (void), 0)
-DEFINE_STUB(ut_query_port_rc, int, (void), 0)
-DEFINE_STUB(ut_query_device_rc, int, (void), 0)
-DEFINE_STUB(ut_query_gid_rc, int, (void), 0)
-DEFINE_STUB(ut_alloc_pd_rc, int, (void), 0)
-DEFINE_STUB(ut_reg_mr_rc, int, (void), 0)
-DEFINE_STUB(ut_create_cq_rc, int, (void), 0)
-DEFINE_STUB(ut_create_qp_rc, int, (void), 0)
-DEFINE_STUB(ut_modify_qp_rc, int, (void), 0)
-DEFINE_STUB(ut_post_send_rc, int, (void), 0)
-DEFINE_STUB(ut_dv_rc, int, (void), 0) /* 1: mlx5 device, CQs polled directly */
-
-/* ---- the fake device ---- */
-
-#define N_DEVS  2
-#define LOG_MAX 256
-#define CQE_CNT 64
-
-static struct ibv_device g_devs[N_DEVS];
-static const char *g_dev_names[N_DEVS] = {"mlx5_0", "mlx5_1"};
-static int g_n_devs = 1;
-static bool g_list_null;
-static enum ibv_port_state g_port_state[N_DEVS];
-static uint8_t g_link_layer = IBV_LINK_LAYER_INFINIBAND;
-static int g_max_rd_atom = 16;
-static union ibv_gid g_gid;
-
-/* Live object counts: created minus destroyed. */
-static int g_live_lists, g_live_ctx, g_live_pd, g_live_mr, g_live_cq, g_live_qp;
-static unsigned int g_reg_mr_calls;
-static int g_reg_mr_access;
-static void *g_reg_mr_addr;
-static size_t g_reg_mr_len;
-static uint32_t g_next_qpn = 0x100;
-
-struct mod_rec {
-	struct ibv_qp *qp;
-	struct ibv_qp_attr attr;
-	int mask;
-};
-static struct mod_rec g_mods[LOG_MAX];
-static unsigned int g_n_mods;
-
-struct post_rec {
-	struct ibv_qp *qp;
-	unsigned int first; /* index in g_wrs */
-	unsigned int n;
-};
-static struct post_rec g_posts[LOG_MAX];
-static unsigned int g_n_posts;
-static struct ibv_send_wr g_wrs[LOG_MAX];
-static struct ibv_sge g_sges[LOG_MAX];
-static unsigned int g_n_wrs;
-static int g_post_bad; /* on a failing post: the index of bad_wr in the chain */
-
-static struct ibv_wc g_wc[LOG_MAX];
-static unsigned int g_wc_head, g_wc_tail;
-
-/* A fake mlx5 CQ: the buffer the stubbed mlx5dv_init_obj gives out. */
-struct fake_cq {
-	struct ibv_cq cq;
-	uint8_t buf[CQE_CNT * 64] __attribute__((aligned(64)));
-	uint32_t dbrec[2];
-	uint32_t pi; /* CQEs written */
-};
-
-static int fake_poll_cq(struct ibv_cq *cq, int n, struct ibv_wc *wc);
-static int fake_post_send(struct ibv_qp *qp, struct ibv_send_wr *wr, struct ibv_send_wr **bad);
-
-static struct ibv_context *
-new_ctx(struct ibv_device *dev)
-{
-	struct ibv_context *c = calloc(1, sizeof(*c));
-
-	CU_ASSERT_FATAL(c != NULL);
-	c->device = dev;
-	c->ops.poll_cq = fake_poll_cq;
-	c->ops.post_send = fake_post_send;
-	g_live_ctx++;
-	return c;
-}
-
-struct ibv_device **(ibv_get_device_list)(int *num_devices)
-{
-	struct ibv_device **l;
-
-	if (g_list_null) {
-		errno = ENOSYS;
-		return NULL;
-	}
-	l = calloc((size_t)g_n_devs + 1, sizeof(*l));
-	CU_ASSERT_FATAL(l != NULL);
-	for (int i = 0; i < g_n_devs; i++) {
-		l[i] = &g_devs[i];
-	}
-	*num_devices = g_n_devs;
-	g_live_lists++;
-	return l;
-}
-
-void
-ibv_free_device_list(struct ibv_device **list)
-{
-	g_live_lists--;
-	free(list);
-}
-
-const char *
-ibv_get_device_name(struct ibv_device *device)
-{
-	return g_dev_names[device - g_devs];
-}
-
-struct ibv_context *
-ibv_open_device(struct ibv_device *device)
-{
-	int rc = ut_open_rc();
-
-	if (rc != 0) {
-		errno = rc;
-		return NULL;
-	}
-	return new_ctx(device);
-}
-
-int
-ibv_close_device(struct ibv_context *context)
-{
-	g_live_ctx--;
-	free(context);
-	return 0;
-}
-
-int(ibv_query_port)(struct ibv_context *context, uint8_t port_num,
-		    struct _compat_ibv_port_attr *port_attr)
-{
-	struct ibv_port_attr *pa = (struct ibv_port_attr *)port_attr;
-	int rc = ut_query_port_rc();
-
-	CU_ASSERT_EQUAL(port_num, 1);
-	if (rc != 0) {
-		return rc;
-	}
-	pa->state = g_port_state[context->device - g_devs];
-	pa->active_mtu = IBV_MTU_4096;
-	pa->lid = 0x42;
-	pa->link_layer = g_link_layer;
-	return 0;
-}
-
-int
-ibv_query_device(struct ibv_context *context, struct ibv_device_attr *device_attr)
-{
-	int rc = ut_query_device_rc();
-
-	(void)context;
-	memset(device_attr, 0, sizeof(*device_attr));
-	device_attr->max_qp_rd_atom = g_max_rd_atom;
-	return rc;
-}
-
-int
-ibv_query_gid(struct ibv_context *context, uint8_t port_num, int index, union ibv_gid *gid)
-{
-	(void)context;
-	(void)port_num;
-	CU_ASSERT_EQUAL(index, 3);
-	*gid = g_gid;
-	return ut_query_gid_rc();
-}
-
-struct ibv_pd *
-ibv_alloc_pd(struct ibv_context *context)
-{
-	struct ibv_pd *pd;
-	int rc = ut_alloc_pd_rc();
-
-	if (rc != 0) {
-		errno = rc;
-		return NULL;
-	}
-	pd = calloc(1, sizeof(*pd));
-	CU_ASSERT_FATAL(pd != NULL);
-	pd->context = context;
-	g_live_pd++;
-	return pd;
-}
-
-int
-ibv_dealloc_pd(struct ibv_pd *pd)
-{
-	g_live_pd--;
-	free(pd);
-	return 0;
-}
-
-struct ibv_mr *(ibv_reg_mr)(struct ibv_pd *pd, void *addr, size_t length, int access)
-{
-	struct ibv_mr *mr;
-	int rc = ut_reg_mr_rc();
-
-	g_reg_mr_calls++;
-	g_reg_mr_access = access;
-	g_reg_mr_addr = addr;
-	g_reg_mr_len = length;
-	if (rc != 0) {
-		errno = rc;
-		return NULL;
-	}
-	mr = calloc(1, sizeof(*mr));
-	CU_ASSERT_FATAL(mr != NULL);
-	mr->pd = pd;
-	mr->addr = addr;
-	mr->length = length;
-	mr->lkey = 0x1111;
-	mr->rkey = 0x2222;
-	g_live_mr++;
-	return mr;
-}
-
-int
-ibv_dereg_mr(struct ibv_mr *mr)
-{
-	g_live_mr--;
-	free(mr);
-	return 0;
-}
-
-struct ibv_cq *
-ibv_create_cq(struct ibv_context *context, int cqe, void *cq_context,
-	      struct ibv_comp_channel *channel, int comp_vector)
-{
-	struct fake_cq *f;
-	int rc = ut_create_cq_rc();
-
-	(void)cq_context;
-	(void)channel;
-	(void)comp_vector;
-	CU_ASSERT(cqe >= 1 && cqe <= CQE_CNT);
-	if (rc != 0) {
-		errno = rc;
-		return NULL;
-	}
-	f = aligned_alloc(64, sizeof(*f));
-	CU_ASSERT_FATAL(f != NULL);
-	memset(f, 0, sizeof(*f));
-	for (unsigned int i = 0; i < CQE_CNT; i++) {
-		f->buf[i * 64 + 63] = MLX5_CQE_INVALID << 4;
-	}
-	f->cq.context = context;
-	f->cq.cqe = cqe;
-	g_live_cq++;
-	return &f->cq;
-}
-
-int
-ibv_destroy_cq(struct ibv_cq *cq)
-{
-	g_live_cq--;
-	free(cq); /* cq is the first member of struct fake_cq */
-	return 0;
-}
-
-struct ibv_qp *
-ibv_create_qp(struct ibv_pd *pd, struct ibv_qp_init_attr *qp_init_attr)
-{
-	struct ibv_qp *qp;
-	int rc = ut_create_qp_rc();
-
-	CU_ASSERT_EQUAL(qp_init_attr->qp_type, IBV_QPT_RC);
-	CU_ASSERT(qp_init_attr->send_cq != NULL && qp_init_attr->send_cq == qp_init_attr->recv_cq);
-	CU_ASSERT_EQUAL(qp_init_attr->cap.max_send_sge, 1);
-	CU_ASSERT_EQUAL(qp_init_attr->sq_sig_all, 0);
-	if (rc != 0) {
-		errno = rc;
-		return NULL;
-	}
-	qp = calloc(1, sizeof(*qp));
-	CU_ASSERT_FATAL(qp != NULL);
-	qp->context = pd->context;
-	qp->pd = pd;
-	qp->send_cq = qp_init_attr->send_cq;
-	qp->qp_num = g_next_qpn++;
-	qp->qp_type = IBV_QPT_RC;
-	g_live_qp++;
-	return qp;
-}
-
-int
-ibv_destroy_qp(struct ibv_qp *qp)
-{
-	g_live_qp--;
-	free(qp);
-	return 0;
-}
-
-int
-ibv_modify_qp(struct ibv_qp *qp, struct ibv_qp_attr *attr, int attr_mask)
-{
-	if (g_n_mods < LOG_MAX) {
-		g_mods[g_n_mods].qp = qp;
-		g_mods[g_n_mods].attr = *attr;
-		g_mods[g_n_mods].mask = attr_mask;
-		g_n_mods++;
-	}
-	if (attr->qp_state == IBV_QPS_ERR) {
-		return 0; /* the reset path: never failed here */
-	}
-	return ut_modify_qp_rc();
-}
-
-bool
-mlx5dv_is_supported(struct ibv_device *device)
-{
-	(void)device;
-	return ut_dv_rc() != 0;
-}
-
-int
-mlx5dv_init_obj(struct mlx5dv_obj *obj, uint64_t obj_type)
-{
-	struct fake_cq *f = (struct fake_cq *)obj->cq.in;
-
-	CU_ASSERT_EQUAL_FATAL(obj_type, MLX5DV_OBJ_CQ);
-	memset(obj->cq.out, 0, sizeof(*obj->cq.out));
-	obj->cq.out->buf = f->buf;
-	obj->cq.out->dbrec = f->dbrec;
-	obj->cq.out->cqe_cnt = CQE_CNT;
-	obj->cq.out->cqe_size = 64;
-	return 0;
-}
-
-static int
-fake_post_send(struct ibv_qp *qp, struct ibv_send_wr *wr, struct ibv_send_wr **bad)
-{
-	int rc = ut_post_send_rc();
-	struct post_rec *p = &g_posts[g_n_posts++];
-	int i = 0;
-
-	p->qp = qp;
-	p->first = g_n_wrs;
-	p->n = 0;
-	for (struct ibv_send_wr *w = wr; w != NULL; w = w->next, i++) {
-		CU_ASSERT_FATAL(g_n_wrs < LOG_MAX);
-		CU_ASSERT_EQUAL(w->num_sge, 1);
-		g_wrs[g_n_wrs] = *w;
-		g_sges[g_n_wrs] = w->sg_list[0];
-		g_n_wrs++;
-		p->n++;
-		if (rc != 0 && i == g_post_bad) {
-			*bad = w;
-		}
-	}
-	return rc;
-}
-
-static int
-fake_poll_cq(struct ibv_cq *cq, int n, struct ibv_wc *wc)
-{
-	int k = 0;
-
-	(void)cq;
-	while (k < n && g_wc_head < g_wc_tail) {
-		wc[k++] = g_wc[g_wc_head++];
-	}
-	return k;
-}
 
 /* ---- helpers ---- */
 
@@ -430,45 +51,9 @@ connect_cb(void *arg, const struct pc_xport_peer *peer)
 static void
 reset_mocks(void)
 {
-	MOCK_CLEAR(ut_open_rc);
-	MOCK_CLEAR(ut_query_port_rc);
-	MOCK_CLEAR(ut_query_device_rc);
-	MOCK_CLEAR(ut_query_gid_rc);
-	MOCK_CLEAR(ut_alloc_pd_rc);
-	MOCK_CLEAR(ut_reg_mr_rc);
-	MOCK_CLEAR(ut_create_cq_rc);
-	MOCK_CLEAR(ut_create_qp_rc);
-	MOCK_CLEAR(ut_modify_qp_rc);
-	MOCK_CLEAR(ut_post_send_rc);
-	MOCK_CLEAR(ut_dv_rc);
-	g_n_devs = 1;
-	g_list_null = false;
-	g_port_state[0] = IBV_PORT_ACTIVE;
-	g_port_state[1] = IBV_PORT_ACTIVE;
-	g_link_layer = IBV_LINK_LAYER_INFINIBAND;
-	g_max_rd_atom = 16;
-	for (unsigned int i = 0; i < 16; i++) {
-		g_gid.raw[i] = (uint8_t)(0xA0 + i);
-	}
-	g_reg_mr_calls = 0;
-	g_reg_mr_access = 0;
-	g_n_mods = 0;
-	g_n_posts = 0;
-	g_n_wrs = 0;
-	g_post_bad = 0;
-	g_wc_head = g_wc_tail = 0;
+	fv_reset();
+	g_fv_checks = FV_CHECK_RDMA_ARGS;
 	g_cb_calls = 0;
-}
-
-static void
-assert_no_leak(void)
-{
-	CU_ASSERT_EQUAL(g_live_lists, 0);
-	CU_ASSERT_EQUAL(g_live_ctx, 0);
-	CU_ASSERT_EQUAL(g_live_pd, 0);
-	CU_ASSERT_EQUAL(g_live_mr, 0);
-	CU_ASSERT_EQUAL(g_live_cq, 0);
-	CU_ASSERT_EQUAL(g_live_qp, 0);
 }
 
 static struct pc_rdma_dev *
@@ -506,7 +91,7 @@ teardown(void)
 	g_x = NULL;
 	pc_rdma_dev_close(g_dev);
 	g_dev = NULL;
-	assert_no_leak();
+	fv_assert_no_leak();
 }
 
 static struct pc_qp_info
@@ -627,7 +212,7 @@ test_probe(void)
 	CU_ASSERT_STRING_EQUAL(why, "");
 	CU_ASSERT_EQUAL(pc_rdma_probe("", 0, why, sizeof(why)), -ENODEV);
 	CU_ASSERT_PTR_NOT_NULL(strstr(why, "ib_port"));
-	assert_no_leak();
+	fv_assert_no_leak();
 }
 
 static void
@@ -666,28 +251,28 @@ test_dev_open_failures(void)
 	reset_mocks();
 	MOCK_PUSH(ut_query_gid_rc, EINVAL);
 	CU_ASSERT_PTR_NULL(open_dev(3));
-	assert_no_leak();
+	fv_assert_no_leak();
 	MOCK_PUSH(ut_query_device_rc, EIO);
 	CU_ASSERT_PTR_NULL(open_dev(3));
 	CU_ASSERT_EQUAL(errno, EIO);
-	assert_no_leak();
+	fv_assert_no_leak();
 	MOCK_PUSH(ut_alloc_pd_rc, ENOMEM);
 	CU_ASSERT_PTR_NULL(open_dev(3));
 	CU_ASSERT_EQUAL(errno, ENOMEM);
-	assert_no_leak();
+	fv_assert_no_leak();
 	MOCK_PUSH(ut_reg_mr_rc, EFAULT);
 	CU_ASSERT_PTR_NULL(open_dev(3));
 	CU_ASSERT_EQUAL(errno, EFAULT);
-	assert_no_leak();
+	fv_assert_no_leak();
 	MOCK_PUSH(ut_open_rc, EPERM);
 	CU_ASSERT_PTR_NULL(open_dev(3));
 	CU_ASSERT_EQUAL(errno, ENODEV);
-	assert_no_leak();
+	fv_assert_no_leak();
 	/* RoCE without a GID index cannot route. */
 	g_link_layer = IBV_LINK_LAYER_ETHERNET;
 	CU_ASSERT_PTR_NULL(open_dev(-1));
 	CU_ASSERT_EQUAL(errno, EINVAL);
-	assert_no_leak();
+	fv_assert_no_leak();
 	/* No device open: the ops' create refuses. */
 	CU_ASSERT_PTR_NULL(
 		pc_xport_rdma.create(&(struct pc_xport_opts){.seg_base = g_seg, .seg_size = 1}));
