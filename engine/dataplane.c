@@ -21,6 +21,9 @@
 #include "tcp.h"
 
 #define DP_CQ_BURST 16 /* serving-only polls: no READs are posted there */
+/* After a failed rdma handshake, a worker asks that peer again only this much later. */
+#define DP_CONNECT_BACKOFF_NS (100ull * 1000 * 1000)
+#define DP_BACKOFF_PEERS      8 /* failed peers remembered per worker */
 /* Passive rdma channels remembered for eviction: the control lcore's transport's capacity. */
 #define DP_PASSIVE_MAX PC_RDMA_CHANNELS_MAX
 
@@ -35,6 +38,17 @@ struct dp_worker {
 	struct pc_xport *rdma; /* reads when protocol = rdma and a device works */
 	struct pc_fetch *fetch;
 	struct pc_xport_cqe cqe[DP_CQ_BURST];
+	/*
+	 * Peers whose handshake failed lately: without this a dead or refusing
+	 * peer would cost a QP and a control round trip every pass until the
+	 * READs' deadline. The oldest entry is overwritten.
+	 */
+	struct {
+		uint64_t incarnation;
+		uint64_t until_ns;
+		char node_id[PC_DIR_NODE_ID_MAX];
+	} backoff[DP_BACKOFF_PEERS];
+	unsigned int backoff_next;
 } __rte_cache_aligned;
 
 /* A passive rdma channel (this node the READ target), oldest first in dp->passive_ids. */
@@ -100,6 +114,39 @@ mono_ns(void)
 
 /* ------------------------------------------------------------ rdma channels */
 
+/* The backoff entry of (node_id, incarnation): its index, or -1. */
+static int
+backoff_find(const struct dp_worker *w, const char *node_id, uint64_t incarnation)
+{
+	for (int i = 0; i < DP_BACKOFF_PEERS; i++) {
+		if (w->backoff[i].until_ns != 0 && w->backoff[i].incarnation == incarnation &&
+		    strcmp(w->backoff[i].node_id, node_id) == 0) {
+			return i;
+		}
+	}
+	return -1;
+}
+
+static void
+backoff_note(struct dp_worker *w, const char *node_id, uint64_t incarnation, bool failed)
+{
+	int i = backoff_find(w, node_id, incarnation);
+
+	if (!failed) {
+		if (i >= 0) {
+			w->backoff[i].until_ns = 0;
+		}
+		return;
+	}
+	if (i < 0) {
+		i = (int)w->backoff_next;
+		w->backoff_next = (w->backoff_next + 1) % DP_BACKOFF_PEERS;
+		w->backoff[i].incarnation = incarnation;
+		snprintf(w->backoff[i].node_id, sizeof(w->backoff[i].node_id), "%s", node_id);
+	}
+	w->backoff[i].until_ns = mono_ns() + DP_CONNECT_BACKOFF_NS;
+}
+
 /* Control -> worker: the peer answered (or not); connect or drop the QP. */
 static void
 qp_done_on_worker(void *arg)
@@ -116,6 +163,7 @@ qp_done_on_worker(void *arg)
 	if (rc != 0) {
 		PC_LOG(WARNING, engine, "rdma channel to %s: %s", m->node_id, strerror(-rc));
 	}
+	backoff_note(w, m->node_id, m->incarnation, rc != 0);
 	free(m);
 }
 
@@ -189,7 +237,11 @@ qp_need_channel(void *arg, const struct pc_xport_peer *peer)
 	struct dp_worker *w = arg;
 	struct qp_msg *m;
 	uint64_t id;
+	int b = backoff_find(w, peer->node_id, peer->incarnation);
 
+	if (b >= 0 && mono_ns() < w->backoff[b].until_ns) {
+		return; /* failed lately: its READs wait, then go to the key's next location */
+	}
 	id = pc_rdma_chan_create(w->rdma, peer);
 	if (id == 0) {
 		return; /* the READs wait, and fail at their deadline */

@@ -952,7 +952,19 @@ test_need_channel_unknown_peer(void)
 	CU_ASSERT_FALSE(r->live);
 	CU_ASSERT_EQUAL(g_live_qp, 0);
 	CU_ASSERT_EQUAL(pc_rdma_peer_channels(dp->w[1].rdma, "node-9", 9), 0);
-	/* Another READ to node-9 may ask again: a new channel. */
+	/* Asking again at once is held back: no QP, no round trip, for the backoff. */
+	qp_need_channel(&dp->w[1], &g_peer9);
+	CU_ASSERT_EQUAL(g_live_qp, 0);
+	CU_ASSERT_EQUAL(ring_count(ctl), 0);
+	/* Another worker has its own view: it asks. */
+	CU_ASSERT_EQUAL(dp->nw, 2);
+	qp_need_channel(&dp->w[0], &g_peer9);
+	CU_ASSERT_EQUAL(g_live_qp, 1);
+	poll_lcore(ctl);
+	poll_lcore(dp->w[0].lc);
+	CU_ASSERT_EQUAL(g_live_qp, 0);
+	/* After the backoff, a READ to node-9 may ask again: a new channel. */
+	usleep((useconds_t)(DP_CONNECT_BACKOFF_NS / 1000 + 20000));
 	qp_need_channel(&dp->w[1], &g_peer9);
 	CU_ASSERT_EQUAL(g_live_qp, 1);
 	CU_ASSERT_EQUAL(ring_count(ctl), 1);
