@@ -159,7 +159,8 @@ install-deps:
 	scripts/install-deps.sh
 
 SRC_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
-LINT_SRCS := $(LIB_SRCS) engine/main.c client/peercache.c tools/peercache-ctl.c
+LINT_SRCS := $(LIB_SRCS) engine/main.c client/peercache.c tools/peercache-ctl.c \
+	bench/peercache-bench.c
 
 format:
 	clang-format -i $(SRC_FILES)
@@ -185,3 +186,14 @@ help:
 include $(wildcard client/client.mk tests/integration/integration.mk)
 
 -include $(LIB_OBJS:.o=.d) $(ENGINE_OBJS:.o=.d) $(UT_BINS:=.d) $(BUILD)/peercache-ctl.d
+
+# The perf lab (issue 7): not part of all or test. Starts its own engines on loopback.
+BENCH := $(BUILD)/peercache-bench
+.PHONY: bench
+$(BENCH): bench/peercache-bench.c client/peercache.h $(CLIENT_LIB) $(BUILD)/.cflags
+	@$(if $(Q),echo "  CC LD   $@")
+	$(Q)$(CC) $(CFLAGS) -MF $@.d $(LDFLAGS) -o $@ $< -L$(BUILD) -lpeercache \
+		$(shell pkg-config --libs libdpdk) -Wl,-rpath,'$$ORIGIN'
+bench: $(BUILD)/peercache $(BUILD)/peercache-ctl $(BENCH)
+	$(BENCH) all --json bench/results/latest.json
+-include $(BENCH).d

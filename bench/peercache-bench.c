@@ -1,0 +1,1755 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * peercache-bench: the perf lab's first cut (issue 7).
+ *
+ *   peercache-bench ring|local|remote|exists|all [--json FILE] [--socket PATH]
+ *                   [--pages N] [--page-size B] [--batch N] [--reps N] [--sweep]
+ *
+ * Every figure is printed next to a baseline measured in the same run on the
+ * same machine, and the ratio between them; nothing here asserts a speed.
+ * The engines it needs are started here (build/peercache next to this binary,
+ * loopback, a free discovery port, sockets in a mkdtemp directory) and stopped
+ * with SIGTERM at the end, on error too; --socket uses a running engine for
+ * the single-engine subcommands instead.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include <rte_ring.h>
+
+#include "peercache.h"
+
+#define MAX_ENGINES  2
+#define KEY_LEN      64
+#define RTT_ITERS    10000
+#define RTT_ROUNDS   3
+#define RTT_WARMUP   2000
+#define EXISTS_BATCH 128U
+#define FRESH_BYTES  (64ULL << 20) /* GET/memcpy destinations rotate over this much */
+#define SWEEP_CAP    (256ULL << 20)
+
+struct opts {
+	const char *json;
+	const char *socket;
+	unsigned int pages;
+	size_t page_size;
+	unsigned int batch;
+	unsigned int reps;
+	int sweep;
+};
+
+struct engine {
+	pid_t pid;
+	char sock[PATH_MAX];
+	char log[PATH_MAX];
+};
+
+/* One measured series: per-operation samples in ns, plus per-rep throughput. */
+struct series {
+	double *ns;
+	size_t n, cap;
+	double rep_rate[64];
+	unsigned int nrep;
+};
+
+static struct engine g_eng[MAX_ENGINES];
+static unsigned int g_neng;
+static pid_t g_child = -1;
+static char g_dir[128];
+static double g_tsc_ghz;
+static int g_huge;
+static FILE *g_json;
+static int g_json_first = 1;
+
+/* ---------------------------------------------------------------- time */
+
+static uint64_t
+now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static inline void
+cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#endif
+}
+
+static inline uint64_t
+ticks(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	return __builtin_ia32_rdtsc();
+#else
+	return now_ns();
+#endif
+}
+
+static double
+ticks_to_ns(uint64_t t)
+{
+	return (double)t / g_tsc_ghz;
+}
+
+static void
+calibrate_tsc(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	uint64_t n0 = now_ns(), t0 = ticks(), n1, t1;
+
+	do {
+		n1 = now_ns();
+	} while (n1 - n0 < 100000000ULL);
+	t1 = ticks();
+	g_tsc_ghz = (double)(t1 - t0) / (double)(n1 - n0);
+#else
+	g_tsc_ghz = 1.0;
+#endif
+}
+
+/* ---------------------------------------------------------------- stats */
+
+static void
+series_add(struct series *s, double ns)
+{
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 1024;
+		double *p = realloc(s->ns, cap * sizeof(*p));
+
+		if (p == NULL) {
+			return;
+		}
+		s->ns = p;
+		s->cap = cap;
+	}
+	s->ns[s->n++] = ns;
+}
+
+static void
+series_rep(struct series *s, double rate)
+{
+	if (s->nrep < sizeof(s->rep_rate) / sizeof(s->rep_rate[0])) {
+		s->rep_rate[s->nrep++] = rate;
+	}
+}
+
+static void
+series_free(struct series *s)
+{
+	free(s->ns);
+	memset(s, 0, sizeof(*s));
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+static double
+pct(double *v, size_t n, double p)
+{
+	size_t i;
+
+	if (n == 0) {
+		return 0.0;
+	}
+	qsort(v, n, sizeof(*v), cmp_double);
+	i = (size_t)(p / 100.0 * (double)(n - 1) + 0.5);
+	return v[i < n ? i : n - 1];
+}
+
+static double
+mean(const double *v, size_t n)
+{
+	double s = 0.0;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		s += v[i];
+	}
+	return n ? s / (double)n : 0.0;
+}
+
+static double
+rate_median(struct series *s)
+{
+	return pct(s->rep_rate, s->nrep, 50.0);
+}
+
+/* ---------------------------------------------------------------- json */
+
+static void
+json_num(const char *key, double v)
+{
+	if (g_json == NULL) {
+		return;
+	}
+	fprintf(g_json, "%s\n  \"%s\": %.6g", g_json_first ? "" : ",", key, v);
+	g_json_first = 0;
+}
+
+static void
+json_str(const char *key, const char *v)
+{
+	const char *p;
+
+	if (g_json == NULL) {
+		return;
+	}
+	fprintf(g_json, "%s\n  \"%s\": \"", g_json_first ? "" : ",", key);
+	for (p = v; *p; p++) {
+		if (*p == '"' || *p == '\\') {
+			fputc('\\', g_json);
+		}
+		if ((unsigned char)*p >= 0x20) {
+			fputc(*p, g_json);
+		}
+	}
+	fputc('"', g_json);
+	g_json_first = 0;
+}
+
+/* ---------------------------------------------------------------- helpers */
+
+static void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+
+static void
+die(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	fputs("peercache-bench: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	exit(1);
+}
+
+static void
+pin(int cpu)
+{
+	cpu_set_t set;
+
+	if (cpu < 0 || sysconf(_SC_NPROCESSORS_ONLN) <= cpu) {
+		return;
+	}
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	(void)sched_setaffinity(0, sizeof(set), &set);
+}
+
+static void
+unpin(void)
+{
+	cpu_set_t set;
+	long n = sysconf(_SC_NPROCESSORS_ONLN), i;
+
+	CPU_ZERO(&set);
+	for (i = 0; i < n && i < CPU_SETSIZE; i++) {
+		CPU_SET((int)i, &set);
+	}
+	(void)sched_setaffinity(0, sizeof(set), &set);
+}
+
+static void *
+shared_alloc(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED) {
+		die("mmap %zu bytes: %s", len, strerror(errno));
+	}
+	return p;
+}
+
+static void *
+buf_alloc(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	size_t i;
+
+	if (p == MAP_FAILED) {
+		die("mmap %zu bytes: %s", len, strerror(errno));
+	}
+	for (i = 0; i < len; i += 4096) {
+		((volatile char *)p)[i] = (char)i;
+	}
+	return p;
+}
+
+static void
+fill_pattern(unsigned char *p, size_t len, uint64_t seed)
+{
+	size_t i;
+
+	for (i = 0; i + 8 <= len; i += 8) {
+		uint64_t v = seed ^ (i * 0x9E3779B97F4A7C15ULL);
+
+		memcpy(p + i, &v, 8);
+	}
+}
+
+static void
+fmt_size(char *out, size_t len, size_t b)
+{
+	if (b >= (1U << 20) && b % (1U << 20) == 0) {
+		snprintf(out, len, "%zu MiB", b >> 20);
+	} else if (b >= 1024 && b % 1024 == 0) {
+		snprintf(out, len, "%zu KiB", b >> 10);
+	} else {
+		snprintf(out, len, "%zu B", b);
+	}
+}
+
+/* ---------------------------------------------------------------- engines */
+
+static void
+stop_engines(void)
+{
+	unsigned int i;
+
+	if (g_child > 0) {
+		kill(g_child, SIGKILL);
+		waitpid(g_child, NULL, 0);
+		g_child = -1;
+	}
+	for (i = 0; i < g_neng; i++) {
+		struct engine *e = &g_eng[i];
+		uint64_t deadline = now_ns() + 10000000000ULL;
+		int st = 0;
+
+		if (e->pid <= 0) {
+			continue;
+		}
+		kill(e->pid, SIGTERM);
+		while (waitpid(e->pid, &st, WNOHANG) == 0) {
+			if (now_ns() > deadline) {
+				fprintf(stderr,
+					"peercache-bench: engine %u ignored SIGTERM; SIGKILL\n", i);
+				kill(e->pid, SIGKILL);
+				waitpid(e->pid, &st, 0);
+				break;
+			}
+			usleep(10000);
+		}
+		e->pid = 0;
+	}
+	g_neng = 0;
+	if (g_dir[0]) {
+		char cmd[PATH_MAX + 16];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_dir);
+		if (system(cmd) != 0) {
+			fprintf(stderr, "peercache-bench: could not remove %s\n", g_dir);
+		}
+		g_dir[0] = 0;
+	}
+}
+
+/* Async-signal-safe: SIGTERM the engines, reap them (SIGKILL after 10 s), remove the files. */
+static void
+on_signal(int sig)
+{
+	struct timespec tick = {.tv_sec = 0, .tv_nsec = 10000000};
+	unsigned int i, waited;
+
+	if (g_child > 0) {
+		kill(g_child, SIGKILL);
+	}
+	for (i = 0; i < g_neng; i++) {
+		if (g_eng[i].pid > 0) {
+			kill(g_eng[i].pid, SIGTERM);
+		}
+	}
+	for (i = 0; i < g_neng; i++) {
+		if (g_eng[i].pid <= 0) {
+			continue;
+		}
+		for (waited = 0; waitpid(g_eng[i].pid, NULL, WNOHANG) == 0; waited++) {
+			if (waited == 1000) {
+				kill(g_eng[i].pid, SIGKILL);
+			}
+			nanosleep(&tick, NULL);
+		}
+		unlink(g_eng[i].sock);
+		unlink(g_eng[i].log);
+	}
+	if (g_dir[0]) {
+		rmdir(g_dir);
+	}
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static int
+free_port(void)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+	    getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
+		die("cannot find a free port: %s", strerror(errno));
+	}
+	port = ntohs(a.sin_port);
+	close(fd);
+	return port;
+}
+
+static long
+meminfo_kib(const char *key)
+{
+	FILE *f = fopen("/proc/meminfo", "r");
+	char line[256];
+	long v = -1;
+	size_t kl = strlen(key);
+
+	if (f == NULL) {
+		return -1;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, key, kl) == 0 && line[kl] == ':') {
+			v = strtol(line + kl + 1, NULL, 10);
+			break;
+		}
+	}
+	fclose(f);
+	return v;
+}
+
+/* Whether `need` MiB of hugepages are free (nothing is reserved here). */
+static int
+huge_free(long need_mib)
+{
+	long free_pages = meminfo_kib("HugePages_Free"), size_kib = meminfo_kib("Hugepagesize");
+
+	return free_pages > 0 && size_kib > 0 && free_pages * size_kib / 1024 >= need_mib;
+}
+
+static void
+engine_binary(char *out, size_t len)
+{
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	char *slash;
+
+	if (n <= 0) {
+		die("readlink /proc/self/exe: %s", strerror(errno));
+	}
+	self[n] = 0;
+	slash = strrchr(self, '/');
+	if (slash) {
+		*slash = 0;
+	}
+	if (snprintf(out, len, "%s/peercache", self) >= (int)len) {
+		die("path too long: %s", self);
+	}
+	if (access(out, X_OK) != 0) {
+		die("%s not found (build it with make)", out);
+	}
+}
+
+static int
+log_has(const char *path, const char *needle)
+{
+	FILE *f = fopen(path, "r");
+	char line[1024];
+	int hit = 0;
+
+	if (f == NULL) {
+		return 0;
+	}
+	while (!hit && fgets(line, sizeof(line), f)) {
+		hit = strstr(line, needle) != NULL;
+	}
+	fclose(f);
+	return hit;
+}
+
+static void
+dump_log(const char *path)
+{
+	char cmd[PATH_MAX + 32];
+
+	snprintf(cmd, sizeof(cmd), "tail -n 30 '%s' >&2", path);
+	if (system(cmd) != 0) {
+		fprintf(stderr, "(no log at %s)\n", path);
+	}
+}
+
+/*
+ * Start engine idx on host (127.0.0.1 is the discovery head) and wait for its
+ * "ready" line (60 s). Its segment is seg_mib MiB.
+ */
+static struct engine *
+start_engine(unsigned int idx, const char *host, int disc_port, unsigned int seg_mib)
+{
+	struct engine *e = &g_eng[idx];
+	char bin[PATH_MAX], prefix[64], sets[9][PATH_MAX + 64];
+	char *argv[40];
+	int argc = 0, i;
+	uint64_t deadline;
+
+	engine_binary(bin, sizeof(bin));
+	if (g_dir[0] == 0) {
+		snprintf(g_dir, sizeof(g_dir), "/tmp/peercache-bench.XXXXXX");
+		if (mkdtemp(g_dir) == NULL) {
+			die("mkdtemp: %s", strerror(errno));
+		}
+	}
+	snprintf(e->sock, sizeof(e->sock), "%s/engine%u.sock", g_dir, idx);
+	snprintf(e->log, sizeof(e->log), "%s/engine%u.log", g_dir, idx);
+	snprintf(prefix, sizeof(prefix), "pc_bench_%d_%u", (int)getpid(), idx);
+	snprintf(sets[0], sizeof(sets[0]), "discovery_addr=127.0.0.1:%d", disc_port);
+	snprintf(sets[1], sizeof(sets[1]), "local_hostname=%s", host);
+	snprintf(sets[2], sizeof(sets[2]), "meta_bind_host=%s", host);
+	snprintf(sets[3], sizeof(sets[3]), "control_bind_host=%s", host);
+	snprintf(sets[4], sizeof(sets[4]), "rdma_bind_host=%s", host);
+	snprintf(sets[5], sizeof(sets[5]), "metrics_bind_host=%s", host);
+	snprintf(sets[6], sizeof(sets[6]), "engine_socket=%s", e->sock);
+	snprintf(sets[7], sizeof(sets[7]), "global_segment_size=%umb", seg_mib);
+	snprintf(sets[8], sizeof(sets[8]), "node_id=bench-%u", idx);
+
+	argv[argc++] = bin;
+	argv[argc++] = (char *)"-l";
+	argv[argc++] = (char *)"0-1";
+	if (!huge_free((long)seg_mib + 256)) {
+		argv[argc++] = (char *)"--no-huge";
+	} else {
+		g_huge = 1;
+	}
+	argv[argc++] = (char *)"--in-memory";
+	argv[argc++] = (char *)"--file-prefix";
+	argv[argc++] = prefix;
+	argv[argc++] = (char *)"--";
+	for (i = 0; i < 9; i++) {
+		argv[argc++] = (char *)"--set";
+		argv[argc++] = sets[i];
+	}
+	argv[argc++] = (char *)"--set";
+	argv[argc++] = (char *)"idle_policy=adaptive";
+	argv[argc++] = (char *)"--set";
+	argv[argc++] = (char *)"page_quarantine=0";
+	argv[argc] = NULL;
+
+	e->pid = fork();
+	if (e->pid < 0) {
+		die("fork: %s", strerror(errno));
+	}
+	if (e->pid == 0) {
+		int fd = open(e->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+			close(fd);
+		}
+		execv(bin, argv);
+		_exit(127);
+	}
+	if (idx + 1 > g_neng) {
+		g_neng = idx + 1;
+	}
+	deadline = now_ns() + 60000000000ULL;
+	while (!log_has(e->log, "peercache.engine: ready:")) {
+		int st;
+
+		if (waitpid(e->pid, &st, WNOHANG) == e->pid) {
+			e->pid = 0;
+			dump_log(e->log);
+			die("engine %u exited before it was ready", idx);
+		}
+		if (now_ns() > deadline) {
+			dump_log(e->log);
+			die("engine %u not ready within 60 s", idx);
+		}
+		usleep(20000);
+	}
+	return e;
+}
+
+static struct pc_client *
+connect_or_die(const char *sock, const char *ns)
+{
+	int err = 0;
+	struct pc_client *c = pc_client_connect(sock, ns, 30000, &err);
+
+	if (c == NULL) {
+		die("cannot connect to %s: %s", sock, strerror(-err));
+	}
+	return c;
+}
+
+static long
+rss_kib(pid_t pid, long *segment_kib)
+{
+	char path[64], line[512];
+	FILE *f;
+	long rss = -1, seg = 0;
+	int in_seg = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/smaps", (int)pid);
+	f = fopen(path, "r");
+	if (f == NULL) {
+		return -1;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long a, b;
+
+		if (sscanf(line, "%lx-%lx ", &a, &b) == 2 && strchr(line, ':') != NULL &&
+		    line[strlen(line) - 1] == '\n' && strstr(line, " rw") != NULL) {
+			in_seg = strstr(line, "/memfd:pc ") != NULL;
+			continue;
+		}
+		if (in_seg && strncmp(line, "Rss:", 4) == 0) {
+			seg += strtol(line + 4, NULL, 10);
+		}
+	}
+	fclose(f);
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "r");
+	if (f) {
+		while (fgets(line, sizeof(line), f)) {
+			if (strncmp(line, "VmRSS:", 6) == 0) {
+				rss = strtol(line + 6, NULL, 10);
+			}
+		}
+		fclose(f);
+	}
+	*segment_kib = seg;
+	return rss;
+}
+
+/* ---------------------------------------------------------------- table */
+
+static void
+table_head(const char *title)
+{
+	printf("\n== %s\n", title);
+	printf("%-10s %6s %10s %14s %12s %12s\n", "BlkSize", "Batch", "GB/s", "Avg Lat(us)",
+	       "P99(us)", "ops");
+}
+
+static void
+table_row(const char *what, size_t blk, unsigned int batch, struct series *s)
+{
+	char b[32];
+	double gbps = rate_median(s), avg = mean(s->ns, s->n) / 1000.0;
+	double p99 = pct(s->ns, s->n, 99.0) / 1000.0;
+
+	fmt_size(b, sizeof(b), blk);
+	printf("%-10s %6u %10.3f %14.2f %12.2f %12zu  %s\n", b, batch, gbps, avg, p99, s->n, what);
+}
+
+/* ---------------------------------------------------------------- ring */
+
+struct pingpong {
+	volatile uint64_t req __attribute__((aligned(64)));
+	volatile uint64_t resp __attribute__((aligned(64)));
+	volatile uint64_t stop __attribute__((aligned(64)));
+};
+
+static void
+baseline_pingpong(struct series *s)
+{
+	struct pingpong *pp = shared_alloc(sizeof(*pp));
+	uint64_t i;
+
+	g_child = fork();
+	if (g_child < 0) {
+		die("fork: %s", strerror(errno));
+	}
+	if (g_child == 0) {
+		uint64_t seen = 0;
+
+		pin(1);
+		while (!pp->stop) {
+			uint64_t v = pp->req;
+
+			if (v != seen) {
+				seen = v;
+				pp->resp = v;
+			}
+		}
+		_exit(0);
+	}
+	pin(0);
+	for (i = 1; i <= RTT_WARMUP + RTT_ITERS; i++) {
+		uint64_t t0 = ticks();
+
+		pp->req = i;
+		while (pp->resp != i) {
+			cpu_relax();
+		}
+		if (i > RTT_WARMUP) {
+			series_add(s, ticks_to_ns(ticks() - t0));
+		}
+	}
+	pp->stop = 1;
+	waitpid(g_child, NULL, 0);
+	g_child = -1;
+	unpin();
+	munmap(pp, sizeof(*pp));
+}
+
+static void
+baseline_rte_ring(struct series *s)
+{
+	ssize_t sz = rte_ring_get_memsize(1024);
+	char *mem;
+	struct rte_ring *req, *resp;
+	volatile uint64_t *stop;
+	uint64_t i;
+
+	if (sz < 0) {
+		die("rte_ring_get_memsize failed");
+	}
+	mem = shared_alloc(2 * (size_t)sz + 64);
+	req = (struct rte_ring *)mem;
+	resp = (struct rte_ring *)(mem + sz);
+	stop = (volatile uint64_t *)(mem + 2 * sz);
+	if (rte_ring_init(req, "bench_req", 1024, RING_F_SP_ENQ | RING_F_SC_DEQ) != 0 ||
+	    rte_ring_init(resp, "bench_resp", 1024, RING_F_SP_ENQ | RING_F_SC_DEQ) != 0) {
+		die("rte_ring_init failed");
+	}
+	g_child = fork();
+	if (g_child < 0) {
+		die("fork: %s", strerror(errno));
+	}
+	if (g_child == 0) {
+		uint64_t obj;
+
+		pin(1);
+		while (!*stop) {
+			if (rte_ring_sc_dequeue_elem(req, &obj, sizeof(obj)) == 0) {
+				while (rte_ring_sp_enqueue_elem(resp, &obj, sizeof(obj)) != 0) {
+				}
+			}
+		}
+		_exit(0);
+	}
+	pin(0);
+	for (i = 1; i <= RTT_WARMUP + RTT_ITERS; i++) {
+		uint64_t t0 = ticks();
+		uint64_t obj = 0;
+
+		/* 8-byte elements: the same slots as rte_ring_enqueue's pointers. */
+		while (rte_ring_sp_enqueue_elem(req, &i, sizeof(i)) != 0) {
+		}
+		while (rte_ring_sc_dequeue_elem(resp, &obj, sizeof(obj)) != 0) {
+			cpu_relax();
+		}
+		if (obj != i) {
+			die("rte_ring baseline: got %llu, expected %llu", (unsigned long long)obj,
+			    (unsigned long long)i);
+		}
+		if (i > RTT_WARMUP) {
+			series_add(s, ticks_to_ns(ticks() - t0));
+		}
+	}
+	*stop = 1;
+	waitpid(g_child, NULL, 0);
+	g_child = -1;
+	unpin();
+	munmap(mem, 2 * (size_t)sz + 64);
+}
+
+static void
+engine_rtt(const char *sock, struct series *ping, struct series *exists1)
+{
+	struct pc_client *c = connect_or_die(sock, "bench-ring");
+	const char *keys[1] = {"bench-ring-present"};
+	static unsigned char page[4096];
+	struct pc_iov iov = {.base = page, .len = sizeof(page)};
+	unsigned int niov = 1, i;
+	int res;
+
+	if (pc_client_batch_set(c, 1, keys, &iov, &niov, 0, &res) != 1) {
+		die("SET of the EXISTS key failed: %d", res);
+	}
+
+	for (i = 0; i < RTT_WARMUP + RTT_ITERS; i++) {
+		uint64_t t0 = ticks();
+		int rc = pc_client_ping(c);
+
+		if (rc != 0) {
+			die("pc_client_ping: %s", strerror(-rc));
+		}
+		if (i >= RTT_WARMUP) {
+			series_add(ping, ticks_to_ns(ticks() - t0));
+		}
+	}
+	for (i = 0; i < RTT_WARMUP + RTT_ITERS; i++) {
+		uint64_t t0 = ticks();
+		int rc = pc_client_batch_exists(c, 1, keys, NULL);
+
+		if (rc < 0) {
+			die("pc_client_batch_exists: %s", strerror(-rc));
+		}
+		if (i >= RTT_WARMUP) {
+			series_add(exists1, ticks_to_ns(ticks() - t0));
+		}
+	}
+	pc_client_close(c);
+}
+
+static void
+rtt_row(const char *what, struct series *s)
+{
+	double p50 = pct(s->ns, s->n, 50.0), p99 = pct(s->ns, s->n, 99.0);
+
+	printf("%-40s %10.0f %10.0f %10.0f %8zu\n", what, p50, mean(s->ns, s->n), p99, s->n);
+}
+
+static void
+run_ring(const char *sock)
+{
+	struct series ping = {0}, ex1 = {0}, pp = {0}, rr = {0};
+	double rtt, base, rte;
+
+	unsigned int round;
+
+	/* Interleaved rounds, so that a drift of the vCPUs' placement hits all three alike. */
+	for (round = 0; round < RTT_ROUNDS; round++) {
+		baseline_pingpong(&pp);
+		baseline_rte_ring(&rr);
+		engine_rtt(sock, &ping, &ex1);
+	}
+
+	printf("\n== ring: one round trip through the session rings (ns)\n");
+	printf("%-40s %10s %10s %10s %8s\n", "", "p50", "avg", "p99", "ops");
+	rtt_row("engine: pc_client_ping (empty)", &ping);
+	rtt_row("engine: 1-key EXISTS (key present)", &ex1);
+	rtt_row("baseline: cache-line ping-pong (fork)", &pp);
+	rtt_row("baseline: rte_ring SP/SC req/resp (fork)", &rr);
+	rtt = pct(ping.ns, ping.n, 50.0);
+	base = pct(pp.ns, pp.n, 50.0);
+	rte = pct(rr.ns, rr.n, 50.0);
+	printf("ratio ping/pingpong p50: %.2fx   ping/rte_ring p50: %.2fx   (issue 7 target: "
+	       "ping <= 3x pingpong)\n",
+	       rtt / base, rtt / rte);
+	json_num("ring.rtt_ns_p50", rtt);
+	json_num("ring.rtt_ns_p99", pct(ping.ns, ping.n, 99.0));
+	json_num("ring.exists1_ns_p50", pct(ex1.ns, ex1.n, 50.0));
+	json_num("ring.pingpong_ns_p50", base);
+	json_num("ring.pingpong_ns_p99", pct(pp.ns, pp.n, 99.0));
+	json_num("ring.rte_ring_ns_p50", rte);
+	json_num("ring.rte_ring_ns_p99", pct(rr.ns, rr.n, 99.0));
+	json_num("ring.ratio_rtt_pingpong", rtt / base);
+	json_num("ring.ratio_rtt_rte_ring", rtt / rte);
+	series_free(&ping);
+	series_free(&ex1);
+	series_free(&pp);
+	series_free(&rr);
+}
+
+/* ---------------------------------------------------------------- local */
+
+struct keyset {
+	char (*buf)[KEY_LEN];
+	const char **ptr;
+	unsigned int n;
+};
+
+static void
+keys_make(struct keyset *k, unsigned int n, const char *prefix, size_t size, unsigned int base)
+{
+	unsigned int i;
+
+	k->buf = calloc(n, KEY_LEN);
+	k->ptr = calloc(n, sizeof(*k->ptr));
+	if (k->buf == NULL || k->ptr == NULL) {
+		die("out of memory");
+	}
+	k->n = n;
+	for (i = 0; i < n; i++) {
+		snprintf(k->buf[i], KEY_LEN, "%s-%zu-%u", prefix, size, base + i);
+		k->ptr[i] = k->buf[i];
+	}
+}
+
+static void
+keys_free(struct keyset *k)
+{
+	free(k->buf);
+	free(k->ptr);
+	memset(k, 0, sizeof(*k));
+}
+
+struct xfer {
+	size_t size;
+	unsigned int batch;
+	unsigned char *src; /* batch pages, the SET source */
+	unsigned char *dst; /* FRESH_BYTES or more, rotated: not cache-resident */
+	size_t dst_len;
+	size_t dst_off;
+	struct pc_iov *iov;
+	unsigned int *niov;
+	int *res;
+};
+
+static void
+xfer_init(struct xfer *x, size_t size, unsigned int batch)
+{
+	size_t blen = size * batch;
+	unsigned int i;
+
+	x->size = size;
+	x->batch = batch;
+	x->src = buf_alloc(blen);
+	fill_pattern(x->src, blen, 0x5eed);
+	x->dst_len = blen > FRESH_BYTES ? 2 * blen : FRESH_BYTES;
+	x->dst_len = x->dst_len / blen * blen;
+	x->dst = buf_alloc(x->dst_len);
+	x->dst_off = 0;
+	x->iov = calloc(batch, sizeof(*x->iov));
+	x->niov = calloc(batch, sizeof(*x->niov));
+	x->res = calloc(batch, sizeof(*x->res));
+	if (x->iov == NULL || x->niov == NULL || x->res == NULL) {
+		die("out of memory");
+	}
+	for (i = 0; i < batch; i++) {
+		x->niov[i] = 1;
+	}
+}
+
+static void
+xfer_free(struct xfer *x)
+{
+	munmap(x->src, x->size * x->batch);
+	munmap(x->dst, x->dst_len);
+	free(x->iov);
+	free(x->niov);
+	free(x->res);
+}
+
+/* The next batch-sized window of the rotating destination. */
+static unsigned char *
+xfer_next_dst(struct xfer *x)
+{
+	unsigned char *p = x->dst + x->dst_off;
+
+	x->dst_off += x->size * x->batch;
+	if (x->dst_off >= x->dst_len) {
+		x->dst_off = 0;
+	}
+	return p;
+}
+
+static void
+xfer_point_iov(struct xfer *x, unsigned char *base, unsigned int n)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++) {
+		x->iov[i].base = base + (size_t)i * x->size;
+		x->iov[i].len = x->size;
+	}
+}
+
+/* memcpy of the same sizes, batch by batch, from and into fresh (uncached) buffers. */
+static void
+baseline_memcpy(struct xfer *x, unsigned int pages, unsigned int reps, struct series *s)
+{
+	unsigned char *src = buf_alloc(x->dst_len);
+	size_t src_off = 0, blen = x->size * x->batch;
+	unsigned int r, first, i;
+
+	/* The source rotates over its own large region too: DRAM to DRAM, neither side cached. */
+	fill_pattern(src, x->dst_len, 0xc0de);
+	for (r = 0; r <= reps; r++) {
+		uint64_t total = 0;
+
+		for (first = 0; first < pages; first += x->batch) {
+			unsigned int n = pages - first < x->batch ? pages - first : x->batch;
+			unsigned char *d = xfer_next_dst(x);
+			const unsigned char *sp = src + src_off;
+			uint64_t t0 = ticks(), t;
+
+			src_off = src_off + blen >= x->dst_len ? 0 : src_off + blen;
+			for (i = 0; i < n; i++) {
+				memcpy(d + (size_t)i * x->size, sp + (size_t)i * x->size, x->size);
+			}
+			t = ticks() - t0;
+			total += t;
+			if (r > 0) {
+				series_add(s, ticks_to_ns(t));
+			}
+		}
+		if (r > 0) {
+			series_rep(s, (double)pages * (double)x->size / ticks_to_ns(total));
+		}
+	}
+	munmap(src, x->dst_len);
+}
+
+/*
+ * One rep: SET `pages` fresh keys, GET them back (checked), delete them. Rep 0
+ * is the warm-up and is not recorded.
+ */
+static void
+local_point(struct pc_client *c, struct xfer *x, unsigned int pages, unsigned int reps,
+	    struct series *set, struct series *get)
+{
+	unsigned int r, first, i;
+
+	for (r = 0; r <= reps; r++) {
+		struct keyset k;
+		uint64_t tset = 0, tget = 0;
+
+		keys_make(&k, pages, "bench-local", x->size, r * pages);
+		for (first = 0; first < pages; first += x->batch) {
+			unsigned int n = pages - first < x->batch ? pages - first : x->batch;
+			uint64_t t0, t;
+			int rc;
+
+			xfer_point_iov(x, x->src, n);
+			t0 = ticks();
+			rc = pc_client_batch_set(c, n, k.ptr + first, x->iov, x->niov, first,
+						 x->res);
+			t = ticks() - t0;
+			if (rc < 0 || (unsigned int)rc != n) {
+				die("SET %u pages of %zu B: %d (%s); results[0] %d", n, x->size, rc,
+				    rc < 0 ? strerror(-rc) : "partial", x->res[0]);
+			}
+			tset += t;
+			if (r > 0) {
+				series_add(set, ticks_to_ns(t));
+			}
+		}
+		for (first = 0; first < pages; first += x->batch) {
+			unsigned int n = pages - first < x->batch ? pages - first : x->batch;
+			unsigned char *d = xfer_next_dst(x);
+			uint64_t t0, t;
+			int rc;
+
+			xfer_point_iov(x, d, n);
+			t0 = ticks();
+			rc = pc_client_batch_get(c, n, k.ptr + first, x->iov, x->niov, x->res);
+			t = ticks() - t0;
+			if (rc < 0 || (unsigned int)rc != n) {
+				die("GET %u pages of %zu B: %d", n, x->size, rc);
+			}
+			for (i = 0; i < n; i++) {
+				if (memcmp(d + (size_t)i * x->size, x->src + (size_t)i * x->size,
+					   x->size) != 0) {
+					die("GET %s: bytes differ", k.ptr[first + i]);
+				}
+			}
+			tget += t;
+			if (r > 0) {
+				series_add(get, ticks_to_ns(t));
+			}
+		}
+		if (r > 0) {
+			series_rep(set, (double)pages * (double)x->size / ticks_to_ns(tset));
+			series_rep(get, (double)pages * (double)x->size / ticks_to_ns(tget));
+		}
+		(void)pc_client_delete(c, pages, k.ptr, NULL);
+		keys_free(&k);
+	}
+}
+
+static void
+local_one(struct pc_client *c, size_t size, unsigned int batch, unsigned int pages,
+	  unsigned int reps, int record)
+{
+	struct xfer x;
+	struct series set = {0}, get = {0}, mc = {0};
+	double sg, gg, mg;
+
+	if (pages < batch) {
+		pages = batch;
+	}
+	xfer_init(&x, size, batch);
+	local_point(c, &x, pages, reps, &set, &get);
+	baseline_memcpy(&x, pages, reps, &mc);
+	table_row("SET (engine)", size, batch, &set);
+	table_row("GET (engine)", size, batch, &get);
+	table_row("memcpy (baseline)", size, batch, &mc);
+	sg = rate_median(&set);
+	gg = rate_median(&get);
+	mg = rate_median(&mc);
+	printf("%-10s %6s ratio GET/memcpy %.2f, SET/memcpy %.2f (issue 7 target: >= 0.85)\n", "",
+	       "", gg / mg, sg / mg);
+	if (record) {
+		json_num("local.page_size", (double)size);
+		json_num("local.batch", batch);
+		json_num("local.get_gbps", gg);
+		json_num("local.set_gbps", sg);
+		json_num("local.memcpy_gbps", mg);
+		json_num("local.get_lat_us_avg", mean(get.ns, get.n) / 1000.0);
+		json_num("local.get_lat_us_p99", pct(get.ns, get.n, 99.0) / 1000.0);
+		json_num("local.set_lat_us_avg", mean(set.ns, set.n) / 1000.0);
+		json_num("local.set_lat_us_p99", pct(set.ns, set.n, 99.0) / 1000.0);
+		json_num("local.ratio_get_memcpy", gg / mg);
+		json_num("local.ratio_set_memcpy", sg / mg);
+	}
+	series_free(&set);
+	series_free(&get);
+	series_free(&mc);
+	xfer_free(&x);
+}
+
+static void
+run_local(const char *sock, const struct opts *o)
+{
+	struct pc_client *c = connect_or_die(sock, "bench-local");
+
+	table_head("local: SET and GET through one engine vs single-threaded memcpy");
+	local_one(c, o->page_size, o->batch, o->pages, o->reps, 1);
+	if (o->sweep) {
+		static const size_t sizes[] = {4096,    16384,   65536,  262144,
+					       1 << 20, 4 << 20, 8 << 20};
+		static const unsigned int batches[] = {1, 4, 16, 32, 128};
+		size_t si, bi;
+
+		table_head("local sweep");
+		for (si = 0; si < sizeof(sizes) / sizeof(sizes[0]); si++) {
+			for (bi = 0; bi < sizeof(batches) / sizeof(batches[0]); bi++) {
+				size_t blen = sizes[si] * batches[bi];
+				unsigned int pages;
+
+				if (blen > SWEEP_CAP / 2) {
+					continue;
+				}
+				pages = (unsigned int)(SWEEP_CAP / 4 / sizes[si]);
+				if (pages > 4096) {
+					pages = 4096;
+				}
+				local_one(c, sizes[si], batches[bi], pages, 3, 0);
+			}
+		}
+	}
+	pc_client_close(c);
+}
+
+/* ---------------------------------------------------------------- remote */
+
+static int
+exists_count(struct pc_client *c, struct keyset *k)
+{
+	unsigned int first;
+	int seen = 0;
+
+	for (first = 0; first < k->n; first += EXISTS_BATCH) {
+		unsigned int n = k->n - first < EXISTS_BATCH ? k->n - first : EXISTS_BATCH;
+		int rc = pc_client_batch_exists(c, n, k->ptr + first, NULL);
+
+		if (rc < 0) {
+			return rc;
+		}
+		seen += rc;
+		if ((unsigned int)rc != n) {
+			break;
+		}
+	}
+	return seen;
+}
+
+static void
+store_all(struct pc_client *c, struct xfer *x, struct keyset *k)
+{
+	unsigned int first;
+
+	xfer_point_iov(x, x->src, x->batch);
+	for (first = 0; first < k->n; first += x->batch) {
+		unsigned int n = k->n - first < x->batch ? k->n - first : x->batch;
+		int rc = pc_client_batch_set(c, n, k->ptr + first, x->iov, x->niov, first, x->res);
+
+		if (rc < 0 || (unsigned int)rc != n) {
+			die("SET on A: %d", rc);
+		}
+	}
+}
+
+static void
+wait_visible(struct pc_client *b, struct keyset *k)
+{
+	uint64_t deadline = now_ns() + 60000000000ULL;
+	int seen;
+
+	while ((seen = exists_count(b, k)) != (int)k->n) {
+		if (now_ns() > deadline) {
+			die("EXISTS through B counts %d of %u pages after 60 s", seen, k->n);
+		}
+		usleep(50000);
+	}
+}
+
+/* The raw TCP baseline: a server child sends `len` bytes per request. */
+static int
+read_full(int fd, void *p, size_t len)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t n = recv(fd, (char *)p + got, len - got, 0);
+
+		if (n <= 0) {
+			return -1;
+		}
+		got += (size_t)n;
+	}
+	return 0;
+}
+
+static void
+tcp_server(int lfd, unsigned int conns, size_t maxlen)
+{
+	int fds[64];
+	struct pollfd pf[64];
+	unsigned char *src = buf_alloc(maxlen);
+	unsigned int i;
+
+	fill_pattern(src, maxlen, 0xbeef);
+	for (i = 0; i < conns; i++) {
+		int one = 1;
+
+		fds[i] = accept(lfd, NULL, NULL);
+		if (fds[i] < 0) {
+			_exit(1);
+		}
+		setsockopt(fds[i], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		pf[i].fd = fds[i];
+		pf[i].events = POLLIN;
+	}
+	for (;;) {
+		if (poll(pf, conns, -1) < 0) {
+			_exit(1);
+		}
+		for (i = 0; i < conns; i++) {
+			uint64_t len;
+			size_t off = 0;
+
+			if (!(pf[i].revents & (POLLIN | POLLHUP))) {
+				continue;
+			}
+			if (read_full(fds[i], &len, sizeof(len)) != 0) {
+				_exit(0);
+			}
+			if (len > maxlen) {
+				len = maxlen;
+			}
+			while (off < len) {
+				ssize_t n = send(fds[i], src + off, len - off, 0);
+
+				if (n <= 0) {
+					_exit(1);
+				}
+				off += (size_t)n;
+			}
+		}
+	}
+}
+
+static void
+baseline_tcp(struct xfer *x, unsigned int pages, unsigned int reps, unsigned int conns,
+	     struct series *s)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t alen = sizeof(a);
+	int lfd = socket(AF_INET, SOCK_STREAM, 0), fds[64];
+	unsigned int i, r, first;
+	size_t per_conn_max = x->size * ((x->batch + conns - 1) / conns);
+
+	if (conns > 64) {
+		conns = 64;
+	}
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(lfd, 64) != 0 ||
+	    getsockname(lfd, (struct sockaddr *)&a, &alen) != 0) {
+		die("raw TCP baseline: listen: %s", strerror(errno));
+	}
+	g_child = fork();
+	if (g_child < 0) {
+		die("fork: %s", strerror(errno));
+	}
+	if (g_child == 0) {
+		tcp_server(lfd, conns, per_conn_max);
+		_exit(0);
+	}
+	close(lfd);
+	for (i = 0; i < conns; i++) {
+		int one = 1;
+
+		fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+		if (fds[i] < 0 || connect(fds[i], (struct sockaddr *)&a, sizeof(a)) != 0) {
+			die("raw TCP baseline: connect: %s", strerror(errno));
+		}
+		setsockopt(fds[i], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
+	for (r = 0; r <= reps; r++) {
+		uint64_t total = 0;
+
+		for (first = 0; first < pages; first += x->batch) {
+			unsigned int n = pages - first < x->batch ? pages - first : x->batch;
+			unsigned char *d = xfer_next_dst(x);
+			size_t want[64], got[64], left = 0;
+			struct pollfd pf[64];
+			uint64_t t0 = ticks(), t;
+
+			/* Pages go round-robin over the connections, as a batch would. */
+			for (i = 0; i < conns; i++) {
+				unsigned int np = n / conns + (i < n % conns);
+
+				want[i] = (size_t)np * x->size;
+				got[i] = 0;
+				left += want[i];
+				if (want[i] && send(fds[i], &(uint64_t){want[i]}, 8, 0) != 8) {
+					die("raw TCP baseline: send");
+				}
+				pf[i].fd = fds[i];
+				pf[i].events = POLLIN;
+			}
+			while (left) {
+				if (poll(pf, conns, -1) < 0) {
+					die("raw TCP baseline: poll");
+				}
+				for (i = 0; i < conns; i++) {
+					size_t base = 0;
+					unsigned int j;
+					ssize_t m;
+
+					if (!(pf[i].revents & POLLIN) || got[i] == want[i]) {
+						continue;
+					}
+					for (j = 0; j < i; j++) {
+						base += want[j];
+					}
+					m = recv(fds[i], d + base + got[i], want[i] - got[i],
+						 MSG_DONTWAIT);
+					if (m == 0) {
+						die("raw TCP baseline: server closed");
+					}
+					if (m > 0) {
+						got[i] += (size_t)m;
+						left -= (size_t)m;
+					}
+				}
+			}
+			t = ticks() - t0;
+			total += t;
+			if (r > 0) {
+				series_add(s, ticks_to_ns(t));
+			}
+		}
+		if (r > 0) {
+			series_rep(s, (double)pages * (double)x->size / ticks_to_ns(total));
+		}
+	}
+	for (i = 0; i < conns; i++) {
+		close(fds[i]);
+	}
+	waitpid(g_child, NULL, 0);
+	g_child = -1;
+}
+
+static unsigned int
+channels_open(const char *sock)
+{
+	char bin[PATH_MAX], cmd[2 * PATH_MAX], out[65536];
+	size_t n;
+	FILE *p;
+	const char *at;
+	char *slash;
+
+	engine_binary(bin, sizeof(bin));
+	slash = strrchr(bin, '/');
+	if (slash) {
+		*slash = 0;
+	}
+	if (snprintf(cmd, sizeof(cmd), "'%s/peercache-ctl' --socket '%s' --json stats 2>/dev/null",
+		     bin, sock) >= (int)sizeof(cmd)) {
+		return 0;
+	}
+	p = popen(cmd, "r");
+	if (p == NULL) {
+		return 0;
+	}
+	n = fread(out, 1, sizeof(out) - 1, p);
+	out[n] = 0;
+	pclose(p);
+	at = strstr(out, "\"channels_open\"");
+	if (at == NULL || (at = strchr(at, ':')) == NULL) {
+		return 0;
+	}
+	return (unsigned int)strtoul(at + 1, NULL, 10);
+}
+
+static void
+run_remote_and_exists(const struct opts *o, int do_remote, int do_exists)
+{
+	struct pc_client *a, *b;
+	struct xfer x;
+	struct keyset all, lk;
+	struct series get = {0}, raw = {0}, exl = {0}, exr = {0};
+	unsigned int pages = o->pages < o->batch ? o->batch : o->pages;
+	unsigned int reps = do_remote ? o->reps : 0, r, first, conns;
+	struct pc_client_stats st0, st1;
+	int port = free_port();
+
+	start_engine(0, "127.0.0.1", port, 2048);
+	start_engine(1, "127.0.0.2", port, 1024);
+	a = connect_or_die(g_eng[0].sock, "bench-remote");
+	b = connect_or_die(g_eng[1].sock, "bench-remote");
+	xfer_init(&x, o->page_size, o->batch);
+	/* A slice of fresh keys per rep (rep 0: warm-up), plus one for cross-node EXISTS. */
+	keys_make(&all, pages * (reps + 2), "bench-remote", x.size, 0);
+	store_all(a, &x, &all);
+	wait_visible(b, &all);
+
+	if (do_remote) {
+		table_head("remote: GET through B of pages stored on A (TCP) vs raw TCP sockets");
+		pc_client_stats(b, &st0);
+		for (r = 0; r <= reps; r++) {
+			uint64_t total = 0;
+
+			for (first = 0; first < pages; first += x.batch) {
+				unsigned int n = pages - first < x.batch ? pages - first : x.batch;
+				unsigned char *d = xfer_next_dst(&x);
+				uint64_t t0, t;
+				int rc;
+
+				xfer_point_iov(&x, d, n);
+				t0 = ticks();
+				rc = pc_client_batch_get(b, n, all.ptr + (size_t)r * pages + first,
+							 x.iov, x.niov, x.res);
+				t = ticks() - t0;
+				if (rc < 0 || (unsigned int)rc != n) {
+					die("remote GET: %d of %u (results[0] %d)", rc, n,
+					    x.res[0]);
+				}
+				if (memcmp(d, x.src, x.size) != 0) {
+					die("remote GET: bytes differ");
+				}
+				total += t;
+				if (r > 0) {
+					series_add(&get, ticks_to_ns(t));
+				}
+			}
+			if (r > 0) {
+				series_rep(&get,
+					   (double)pages * (double)x.size / ticks_to_ns(total));
+			}
+		}
+		pc_client_stats(b, &st1);
+		conns = channels_open(g_eng[1].sock);
+		if (conns == 0) {
+			conns = 1;
+		}
+		baseline_tcp(&x, pages, reps, conns, &raw);
+		table_row("remote GET (engine B <- A)", x.size, x.batch, &get);
+		table_row("raw TCP (baseline)", x.size, x.batch, &raw);
+		printf("%-10s %6s ratio GET/raw TCP %.2f (issue 7 target: >= 0.80); %llu of %u "
+		       "pages "
+		       "read remotely, %u connection(s)\n",
+		       "", "", rate_median(&get) / rate_median(&raw),
+		       (unsigned long long)(st1.remote_hits - st0.remote_hits), pages * (reps + 1),
+		       conns);
+		json_num("remote.page_size", (double)x.size);
+		json_num("remote.batch", x.batch);
+		json_num("remote.get_gbps", rate_median(&get));
+		json_num("remote.get_lat_us_avg", mean(get.ns, get.n) / 1000.0);
+		json_num("remote.get_lat_us_p99", pct(get.ns, get.n, 99.0) / 1000.0);
+		json_num("remote.raw_tcp_gbps", rate_median(&raw));
+		json_num("remote.raw_tcp_connections", conns);
+		json_num("remote.ratio_get_raw_tcp", rate_median(&get) / rate_median(&raw));
+		json_num("remote.remote_hits", (double)(st1.remote_hits - st0.remote_hits));
+	}
+
+	if (do_exists) {
+		unsigned int iters = 200, i;
+		struct keyset cross = {.buf = all.buf + (size_t)(reps + 1) * pages,
+				       .ptr = all.ptr + (size_t)(reps + 1) * pages,
+				       .n = pages};
+
+		keys_make(&lk, EXISTS_BATCH, "bench-exists", 0, 0);
+		xfer_point_iov(&x, x.src, 1);
+		for (i = 0; i < EXISTS_BATCH; i += x.batch) {
+			unsigned int n = EXISTS_BATCH - i < x.batch ? EXISTS_BATCH - i : x.batch;
+			unsigned int j;
+
+			xfer_point_iov(&x, x.src, n);
+			for (j = 0; j < n; j++) {
+				x.iov[j].len = 4096;
+			}
+			if (pc_client_batch_set(a, n, lk.ptr + i, x.iov, x.niov, i, x.res) < 0) {
+				die("SET for EXISTS failed");
+			}
+		}
+		if (cross.n > EXISTS_BATCH) {
+			cross.n = EXISTS_BATCH;
+		}
+		for (r = 0; r <= o->reps; r++) {
+			uint64_t tl = 0, tx = 0;
+
+			for (i = 0; i < iters; i++) {
+				uint64_t t0 = ticks(), t;
+				int rc = pc_client_batch_exists(a, lk.n, lk.ptr, NULL);
+
+				t = ticks() - t0;
+				if (rc != (int)lk.n) {
+					die("local EXISTS counted %d of %u", rc, lk.n);
+				}
+				tl += t;
+				if (r > 0) {
+					series_add(&exl, ticks_to_ns(t));
+				}
+				t0 = ticks();
+				rc = pc_client_batch_exists(b, cross.n, cross.ptr, NULL);
+				t = ticks() - t0;
+				if (rc != (int)cross.n) {
+					die("cross-node EXISTS counted %d of %u", rc, cross.n);
+				}
+				tx += t;
+				if (r > 0) {
+					series_add(&exr, ticks_to_ns(t));
+				}
+			}
+			if (r > 0) {
+				series_rep(&exl, (double)iters * lk.n / ticks_to_ns(tl) * 1e9);
+				series_rep(&exr, (double)iters * cross.n / ticks_to_ns(tx) * 1e9);
+			}
+		}
+		printf("\n== exists: EXISTS of %u-key batches (keys/s)\n", EXISTS_BATCH);
+		printf("%-28s %14s %14s %12s\n", "", "keys/s", "avg lat (us)", "p99 (us)");
+		printf("%-28s %14.0f %14.2f %12.2f\n", "local (on A)", rate_median(&exl),
+		       mean(exl.ns, exl.n) / 1000.0, pct(exl.ns, exl.n, 99.0) / 1000.0);
+		printf("%-28s %14.0f %14.2f %12.2f\n", "cross-node (through B)", rate_median(&exr),
+		       mean(exr.ns, exr.n) / 1000.0, pct(exr.ns, exr.n, 99.0) / 1000.0);
+		json_num("exists.keys_per_s", rate_median(&exl));
+		json_num("exists.cross_keys_per_s", rate_median(&exr));
+		json_num("exists.lat_us_p99", pct(exl.ns, exl.n, 99.0) / 1000.0);
+		json_num("exists.cross_lat_us_p99", pct(exr.ns, exr.n, 99.0) / 1000.0);
+		keys_free(&lk);
+	}
+	keys_free(&all);
+	xfer_free(&x);
+	pc_client_close(a);
+	pc_client_close(b);
+	series_free(&get);
+	series_free(&raw);
+	series_free(&exl);
+	series_free(&exr);
+}
+
+/* ---------------------------------------------------------------- rss */
+
+static void
+run_rss(const char *sock, pid_t pid)
+{
+	struct pc_client *c[64];
+	long seg = 0, rss;
+	unsigned int i;
+
+	for (i = 0; i < 64; i++) {
+		c[i] = connect_or_die(sock, "bench-rss");
+		(void)pc_client_ping(c[i]);
+	}
+	rss = rss_kib(pid, &seg);
+	if (rss >= 0) {
+		printf("\n== engine RSS with 64 sessions open: VmRSS %.1f MiB, segment pages "
+		       "touched "
+		       "%.1f MiB, overhead %.1f MiB\n",
+		       rss / 1024.0, seg / 1024.0, (rss - seg) / 1024.0);
+		json_num("engine.rss_mib", rss / 1024.0);
+		json_num("engine.segment_touched_mib", seg / 1024.0);
+		json_num("engine.rss_overhead_mib", (rss - seg) / 1024.0);
+	}
+	for (i = 0; i < 64; i++) {
+		pc_client_close(c[i]);
+	}
+}
+
+/* ---------------------------------------------------------------- machine */
+
+static void
+machine(void)
+{
+	char model[256] = "unknown", line[512];
+	struct utsname u;
+	FILE *f = fopen("/proc/cpuinfo", "r");
+
+	if (f) {
+		while (fgets(line, sizeof(line), f)) {
+			char *colon = strchr(line, ':');
+
+			if (strncmp(line, "model name", 10) == 0 && colon) {
+				snprintf(model, sizeof(model), "%s", colon + 2);
+				model[strcspn(model, "\n")] = 0;
+				break;
+			}
+		}
+		fclose(f);
+	}
+	uname(&u);
+	printf("machine: %s, %ld cores online, TSC %.3f GHz, kernel %s %s, hugepages free %ld\n",
+	       model, sysconf(_SC_NPROCESSORS_ONLN), g_tsc_ghz, u.sysname, u.release,
+	       meminfo_kib("HugePages_Free"));
+	json_str("machine.cpu", model);
+	json_num("machine.cores", (double)sysconf(_SC_NPROCESSORS_ONLN));
+	json_num("machine.tsc_ghz", g_tsc_ghz);
+	json_str("machine.kernel", u.release);
+}
+
+/* ---------------------------------------------------------------- main */
+
+static void
+usage(void)
+{
+	fputs("usage: peercache-bench ring|local|remote|exists|all [--json FILE] [--socket PATH]\n"
+	      "                       [--pages N] [--page-size B] [--batch N] [--reps N] "
+	      "[--sweep]\n",
+	      stderr);
+	exit(2);
+}
+
+static unsigned long long
+num_arg(const char *name, const char *v, unsigned long long min, unsigned long long max)
+{
+	char *end;
+	unsigned long long n;
+
+	errno = 0;
+	n = strtoull(v, &end, 0);
+	if (errno || end == v || *end || n < min || n > max) {
+		die("%s: expected %llu..%llu, got \"%s\"", name, min, max, v);
+	}
+	return n;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct opts o = {.pages = 256, .page_size = 1 << 20, .batch = 32, .reps = 5};
+	const char *cmd, *sock;
+	int i, ring, local, remote, exists, all;
+
+	if (argc < 2) {
+		usage();
+	}
+	cmd = argv[1];
+	for (i = 2; i < argc; i++) {
+		const char *a = argv[i];
+		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (strcmp(a, "--sweep") == 0) {
+			o.sweep = 1;
+			continue;
+		}
+		if (v == NULL) {
+			usage();
+		}
+		i++;
+		if (strcmp(a, "--json") == 0) {
+			o.json = v;
+		} else if (strcmp(a, "--socket") == 0) {
+			o.socket = v;
+		} else if (strcmp(a, "--pages") == 0) {
+			o.pages = (unsigned int)num_arg(a, v, 1, 1 << 20);
+		} else if (strcmp(a, "--page-size") == 0) {
+			o.page_size = (size_t)num_arg(a, v, 64, 64ULL << 20);
+		} else if (strcmp(a, "--batch") == 0) {
+			o.batch = (unsigned int)num_arg(a, v, 1, PC_CLIENT_BATCH_MAX);
+		} else if (strcmp(a, "--reps") == 0) {
+			o.reps = (unsigned int)num_arg(a, v, 1, 60);
+		} else {
+			usage();
+		}
+	}
+	all = strcmp(cmd, "all") == 0;
+	ring = all || strcmp(cmd, "ring") == 0;
+	local = all || strcmp(cmd, "local") == 0;
+	remote = all || strcmp(cmd, "remote") == 0;
+	exists = all || strcmp(cmd, "exists") == 0;
+	if (!ring && !local && !remote && !exists) {
+		usage();
+	}
+	if (o.json) {
+		char *dup = strdup(o.json), *slash = strrchr(dup, '/');
+
+		if (slash) {
+			*slash = 0;
+			(void)mkdir(dup, 0755);
+		}
+		free(dup);
+		g_json = fopen(o.json, "w");
+		if (g_json == NULL) {
+			die("%s: %s", o.json, strerror(errno));
+		}
+		fputc('{', g_json);
+	}
+	atexit(stop_engines);
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGPIPE, SIG_IGN);
+	calibrate_tsc();
+	machine();
+
+	sock = o.socket;
+	if ((ring || local) && sock == NULL) {
+		start_engine(0, "127.0.0.1", free_port(), 2048);
+		sock = g_eng[0].sock;
+	}
+	if (sock) {
+		printf("engine: %s (%s)\n", sock,
+		       o.socket ? "given" : (g_huge ? "started, hugepages" : "started, --no-huge"));
+	}
+	if (ring) {
+		run_ring(sock);
+	}
+	if (local) {
+		run_local(sock, &o);
+	}
+	if (all && g_neng > 0) {
+		run_rss(sock, g_eng[0].pid);
+	}
+	if (remote || exists) {
+		if (o.socket) {
+			fputs("note: remote and exists start their own two engines; --socket is "
+			      "not "
+			      "used for them\n",
+			      stdout);
+		}
+		stop_engines();
+		run_remote_and_exists(&o, remote, exists);
+	}
+	json_num("machine.hugepages", g_huge);
+	stop_engines();
+	if (g_json) {
+		fputs("\n}\n", g_json);
+		fclose(g_json);
+		printf("\nwrote %s\n", o.json);
+	}
+	return 0;
+}
