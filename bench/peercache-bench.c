@@ -375,13 +375,17 @@ stop_engines(void)
 	}
 }
 
-/* Async-signal-safe: SIGTERM the engines, reap them (SIGKILL after 10 s), remove the files. */
+/*
+ * Async-signal-safe: SIGTERM the engines, reap them, remove the files, then
+ * die of the same signal. The handler is reset first, so a second Ctrl-C
+ * ends the bench at once should an engine not stop.
+ */
 static void
 on_signal(int sig)
 {
-	struct timespec tick = {.tv_sec = 0, .tv_nsec = 10000000};
-	unsigned int i, waited;
+	unsigned int i;
 
+	signal(sig, SIG_DFL);
 	if (g_child > 0) {
 		kill(g_child, SIGKILL);
 	}
@@ -394,19 +398,13 @@ on_signal(int sig)
 		if (g_eng[i].pid <= 0) {
 			continue;
 		}
-		for (waited = 0; waitpid(g_eng[i].pid, NULL, WNOHANG) == 0; waited++) {
-			if (waited == 1000) {
-				kill(g_eng[i].pid, SIGKILL);
-			}
-			nanosleep(&tick, NULL);
-		}
+		waitpid(g_eng[i].pid, NULL, 0);
 		unlink(g_eng[i].sock);
 		unlink(g_eng[i].log);
 	}
 	if (g_dir[0]) {
 		rmdir(g_dir);
 	}
-	signal(sig, SIG_DFL);
 	raise(sig);
 }
 
