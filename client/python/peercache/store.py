@@ -532,46 +532,17 @@ class PeerCacheStore(HiCacheStorage):
         return out
 
     def _set_iov(self, keys_b, ptrs, sizes, counts, depth):
-        n = len(keys_b)
-        out = [False] * n
-        iov, keep = _iov_array(ptrs, sizes)
-        niov = (ctypes.c_uint * n)(*counts)
-        res = (ctypes.c_int * n)()
-        c = self._acquire()
-        if c is None:
-            return out
-        t0 = time.perf_counter()
-        rc = -errno.EIO
-        try:
-            rc = c.batch_set(keys_b, iov, niov, depth, res)
-        finally:
-            self._release(c, rc)
-        dt = time.perf_counter() - t0
-        del keep
-        if rc < 0 and rc != -errno.ENOSPC:
-            self._log(logging.WARNING, "set", "batch_set of %d page(s): %s", n,
-                      _lib.strerror(rc))
-        bad = {}
-        for i in range(n):
-            r = res[i]
-            if r == 0 or r == _lib.DEDUP:
-                out[i] = True
-            else:
-                bad[r] = bad.get(r, 0) + 1
-        if bad and rc >= 0:
-            self._log(logging.WARNING, "set-keys", "batch_set: %s",
-                      ", ".join("%d page(s) %s" % (v, _lib.strerror(k)) for k, v in bad.items()))
-        if self._metrics is not None:
-            ok = sum(out)
-            nbytes = sum(int(s) for s in sizes) * ok // max(1, n)
-            with self._lock:
-                self._metrics.backup_pgs.append(ok)
-                self._metrics.backup_bandwidth.append(nbytes / (1 << 30) / max(dt, 1e-9))
-        return out
+        return self._transfer(True, keys_b, ptrs, sizes, counts, depth)
 
     def _get_iov(self, keys_b, ptrs, sizes, counts):
+        return self._transfer(False, keys_b, ptrs, sizes, counts, 0)
+
+    def _transfer(self, is_set, keys_b, ptrs, sizes, counts, depth):
+        """One batch_set (is_set) or batch_get of pages given as iovecs; a bool per key.
+        A SET of a key already stored is a success; a GET miss is no error worth a log."""
         n = len(keys_b)
         out = [False] * n
+        what = "set" if is_set else "get"
         iov, keep = _iov_array(ptrs, sizes)
         niov = (ctypes.c_uint * n)(*counts)
         res = (ctypes.c_int * n)()
@@ -581,31 +552,43 @@ class PeerCacheStore(HiCacheStorage):
         t0 = time.perf_counter()
         rc = -errno.EIO
         try:
-            rc = c.batch_get(keys_b, iov, niov, res)
+            if is_set:
+                rc = c.batch_set(keys_b, iov, niov, depth, res)
+            else:
+                rc = c.batch_get(keys_b, iov, niov, res)
         finally:
             self._release(c, rc)
         dt = time.perf_counter() - t0
         del keep
         if rc < 0:
-            self._log(logging.WARNING, "get", "batch_get of %d page(s): %s", n,
-                      _lib.strerror(rc))
-            return out
+            if not (is_set and rc == -errno.ENOSPC):
+                self._log(logging.WARNING, what, "batch_%s of %d page(s): %s", what, n,
+                          _lib.strerror(rc))
+            if not is_set:
+                return out
+        ok_codes = (0, _lib.DEDUP) if is_set else (0,)
+        quiet = () if is_set else (-errno.ENOENT,)
         bad = {}
         for i in range(n):
             r = res[i]
-            if r == 0:
+            if r in ok_codes:
                 out[i] = True
-            elif r != -errno.ENOENT:
+            elif r not in quiet:
                 bad[r] = bad.get(r, 0) + 1
-        if bad:
-            self._log(logging.WARNING, "get-keys", "batch_get: %s",
+        if bad and rc >= 0:
+            self._log(logging.WARNING, what + "-keys", "batch_%s: %s", what,
                       ", ".join("%d page(s) %s" % (v, _lib.strerror(k)) for k, v in bad.items()))
         if self._metrics is not None:
             ok = sum(out)
-            nbytes = sum(int(s) for s in sizes) * ok // max(1, n)
+            nbytes = sum(int(x) for x in sizes) * ok // max(1, n)
+            gbps = nbytes / (1 << 30) / max(dt, 1e-9)
             with self._lock:
-                self._metrics.prefetch_pgs.append(ok)
-                self._metrics.prefetch_bandwidth.append(nbytes / (1 << 30) / max(dt, 1e-9))
+                if is_set:
+                    self._metrics.backup_pgs.append(ok)
+                    self._metrics.backup_bandwidth.append(gbps)
+                else:
+                    self._metrics.prefetch_pgs.append(ok)
+                    self._metrics.prefetch_bandwidth.append(gbps)
         return out
 
     def _exists(self, keys_b):
