@@ -9,7 +9,9 @@
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <rte_cycles.h>
 #include <rte_errno.h>
@@ -252,6 +254,82 @@ pc_lcore_poller_unregister(struct pc_lcore *lc, struct pc_poller *poller)
 	}
 }
 
+/* ---- waking a sleeping lcore ---- */
+
+/*
+ * The sleeper raises `sleeping`, then re-checks its ring and the stop flag;
+ * a sender queues, then reads `sleeping`. With a full fence on both sides
+ * between the store and the load, at least one of them sees the other, so
+ * a message is never left waiting out a sleep.
+ */
+static void
+lcore_kick(struct pc_lcore *lc)
+{
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&lc->sleeping, memory_order_relaxed)) {
+		uint64_t one = 1;
+
+		/* EAGAIN means the counter is already non-zero: awake soon anyway. */
+		(void)!write(lc->wait_fds[0].fd, &one, sizeof(one));
+	}
+}
+
+int
+pc_lcore_wait_fd_add(struct pc_lcore *lc, int fd)
+{
+	PC_ASSERT_OWNER(lc);
+	if (fd < 0) {
+		return -EINVAL;
+	}
+	if (lc->n_wait_fds == PC_LCORE_WAIT_FDS_MAX) {
+		PC_LOG(WARNING, lcore, "lcore %u: no room for wait fd %d; it wakes no sleep",
+		       lc->lcore_id, fd);
+		return -ENOSPC;
+	}
+	lc->wait_fds[lc->n_wait_fds].fd = fd;
+	lc->wait_fds[lc->n_wait_fds].events = POLLIN;
+	lc->n_wait_fds++;
+	return 0;
+}
+
+void
+pc_lcore_wait_fd_del(struct pc_lcore *lc, int fd)
+{
+	PC_ASSERT_OWNER(lc);
+	for (unsigned int i = 1; i < lc->n_wait_fds; i++) {
+		if (lc->wait_fds[i].fd == fd) {
+			lc->wait_fds[i] = lc->wait_fds[--lc->n_wait_fds];
+			return;
+		}
+	}
+}
+
+int
+pc_lcore_doze_hook_add(struct pc_lcore *lc, pc_doze_fn fn, void *arg)
+{
+	PC_ASSERT_OWNER(lc);
+	if (lc->n_doze == PC_LCORE_DOZE_HOOKS) {
+		return -ENOSPC;
+	}
+	lc->doze[lc->n_doze].fn = fn;
+	lc->doze[lc->n_doze].arg = arg;
+	lc->n_doze++;
+	return 0;
+}
+
+int
+pc_lcore_wake_fd(const struct pc_lcore *lc)
+{
+	return lc->wait_fds[0].fd;
+}
+
+void
+pc_lcore_stay_awake(struct pc_lcore *lc)
+{
+	PC_ASSERT_OWNER(lc);
+	lc->stay_awake = true;
+}
+
 /* ---- messages ---- */
 
 int
@@ -263,6 +341,7 @@ pc_lcore_send(struct pc_lcore *dst, pc_msg_fn fn, void *arg)
 	if (rte_ring_enqueue_elem(dst->msg_ring, &m, sizeof(m)) != 0) {
 		return -ENOBUFS;
 	}
+	lcore_kick(dst);
 	return 0;
 }
 
@@ -309,29 +388,83 @@ pc_lcore_poll_once(struct pc_lcore *lc, uint64_t now_tsc)
 }
 
 /*
+ * Sleep up to `us` in ppoll on the wait fds, unless a message or a stop came
+ * in first. Returns true when something (not the timeout) ended the sleep.
+ */
+static void
+doze_end(struct pc_lcore *lc, unsigned int n)
+{
+	for (unsigned int i = 0; i < n; i++) {
+		lc->doze[i].fn(lc->doze[i].arg, false);
+	}
+}
+
+static bool
+lcore_sleep(struct pc_lcore *lc, uint64_t us)
+{
+	struct timespec ts = {.tv_sec = (time_t)(us / 1000000),
+			      .tv_nsec = (long)(us % 1000000) * 1000};
+	int n;
+
+	for (unsigned int i = 0; i < lc->n_doze; i++) {
+		if (!lc->doze[i].fn(lc->doze[i].arg, true)) {
+			doze_end(lc, i + 1);
+			return true;
+		}
+	}
+	atomic_store_explicit(&lc->sleeping, true, memory_order_relaxed);
+	atomic_thread_fence(memory_order_seq_cst); /* pairs with lcore_kick */
+	if (rte_ring_count(lc->msg_ring) > 0 ||
+	    atomic_load_explicit(&lc->rt->stop, memory_order_relaxed)) {
+		atomic_store_explicit(&lc->sleeping, false, memory_order_relaxed);
+		doze_end(lc, lc->n_doze);
+		return true;
+	}
+	n = ppoll(lc->wait_fds, lc->n_wait_fds, &ts, NULL);
+	atomic_store_explicit(&lc->sleeping, false, memory_order_relaxed);
+	doze_end(lc, lc->n_doze);
+	lc->stats.sleeps++;
+	if (n <= 0) {
+		return false;
+	}
+	if (lc->wait_fds[0].revents & POLLIN) {
+		uint64_t v;
+
+		(void)!read(lc->wait_fds[0].fd, &v, sizeof(v));
+	}
+	lc->stats.wakeups++;
+	return true;
+}
+
+/*
  * Adaptive back-off after an idle pass: spin, then pause, then yield, then
- * sleep for growing intervals, never past the next timer or PC_IDLE_SLEEP_MAX_US
- * so that a message or a stop is seen within about a millisecond.
+ * sleep for growing intervals, never past the next timer or
+ * PC_IDLE_SLEEP_MAX_US. The sleep ends early when a message or a stop comes
+ * in or a wait fd turns readable (I/O in flight), and the next sleep starts
+ * short again. A poller with work in flight that no fd signals keeps the
+ * lcore at the yield step.
  */
 static void
 idle_backoff(struct pc_lcore *lc, uint64_t now_tsc)
 {
 	uint64_t next = timers_next(lc);
-	uint64_t us;
+	bool awake = lc->stay_awake;
+	uint64_t idle, us;
 
-	lc->idle_passes++;
-	if (lc->idle_passes < PC_IDLE_SPIN_PASSES) {
+	lc->stay_awake = false;
+	if (lc->idle_passes++ == 0) {
+		lc->idle_since_tsc = now_tsc;
+	}
+	idle = now_tsc - lc->idle_since_tsc;
+	if (idle < lc->idle_step_tsc[0]) {
 		return;
 	}
-	if (lc->idle_passes < PC_IDLE_PAUSE_PASSES) {
+	if (idle < lc->idle_step_tsc[1]) {
 		rte_pause();
 		return;
 	}
-	if (lc->idle_passes < PC_IDLE_YIELD_PASSES) {
+	if (idle < lc->idle_step_tsc[2] || awake) {
 		sched_yield();
-		return;
-	}
-	if (rte_ring_count(lc->msg_ring) > 0) {
 		return;
 	}
 	us = lc->sleep_us ? lc->sleep_us : PC_IDLE_SLEEP_MIN_US;
@@ -341,11 +474,9 @@ idle_backoff(struct pc_lcore *lc, uint64_t now_tsc)
 
 		us = PC_MIN(us, until);
 	}
-	if (us > 0) {
-		struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)(us * 1000)};
-
-		nanosleep(&ts, NULL);
-		lc->stats.sleeps++;
+	if (us > 0 && lcore_sleep(lc, us)) {
+		lc->sleep_us = 0;
+		return;
 	}
 	lc->sleep_us = PC_MIN(2 * (lc->sleep_us ? lc->sleep_us : PC_IDLE_SLEEP_MIN_US),
 			      (uint64_t)PC_IDLE_SLEEP_MAX_US);
@@ -369,6 +500,7 @@ pc_lcore_run(void *lcore)
 		if (work > 0) {
 			lc->idle_passes = 0;
 			lc->sleep_us = 0;
+			lc->stay_awake = false;
 			lc->stats.busy_passes++;
 			lc->stats.busy_cycles += rte_rdtsc() - start;
 		} else {
@@ -418,6 +550,9 @@ lcore_destroy(struct pc_lcore *lc)
 		}
 		rte_ring_free(lc->msg_ring);
 	}
+	if (lc->n_wait_fds > 0) {
+		close(lc->wait_fds[0].fd);
+	}
 	for (unsigned int i = 0; i < lc->n_pollers; i++) {
 		rte_free(lc->pollers[i]);
 	}
@@ -440,6 +575,9 @@ lcore_create(struct pc_runtime *rt, unsigned int lcore_id, unsigned int ring_siz
 	lc->rt = rt;
 	lc->lcore_id = lcore_id;
 	lc->is_control = lcore_id == rt->control_id;
+	lc->idle_step_tsc[0] = pc_us_to_tsc(PC_IDLE_SPIN_US);
+	lc->idle_step_tsc[1] = pc_us_to_tsc(PC_IDLE_PAUSE_US);
+	lc->idle_step_tsc[2] = pc_us_to_tsc(PC_IDLE_YIELD_US);
 	snprintf(name, sizeof(name), "%s_m%u", rt->name, lcore_id);
 	/*
 	 * Messages live in the ring slots (16 bytes each), so a send is one
@@ -457,6 +595,14 @@ lcore_create(struct pc_runtime *rt, unsigned int lcore_id, unsigned int ring_siz
 		rte_free(lc);
 		return NULL;
 	}
+	lc->wait_fds[0].fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (lc->wait_fds[0].fd < 0) {
+		PC_LOG(ERR, lcore, "lcore %u: eventfd: %s", lcore_id, strerror(errno));
+		lcore_destroy(lc);
+		return NULL;
+	}
+	lc->wait_fds[0].events = POLLIN;
+	lc->n_wait_fds = 1;
 	return lc;
 }
 
@@ -556,6 +702,11 @@ void
 pc_runtime_stop(struct pc_runtime *rt)
 {
 	atomic_store_explicit(&rt->stop, true, memory_order_relaxed);
+	for (unsigned int id = 0; id < RTE_MAX_LCORE; id++) {
+		if (rt->by_id[id] != NULL) {
+			lcore_kick(rt->by_id[id]);
+		}
+	}
 }
 
 bool

@@ -33,6 +33,14 @@ typedef int (*pc_poller_fn)(void *arg, uint64_t now_tsc);
 /* A message handler, run on the destination lcore. */
 typedef void (*pc_msg_fn)(void *arg);
 struct pc_timer;
+/*
+ * A doze hook (adaptive policy): called with dozing = true just before the
+ * lcore sleeps, after which it must make sure whoever gives it work wakes it
+ * (raise a flag its producers read after queuing, then look once more);
+ * returning false vetoes the sleep (work came in). Called with dozing =
+ * false after the sleep, or after a veto, to lower the flags again.
+ */
+typedef bool (*pc_doze_fn)(void *arg, bool dozing);
 /* A timer callback, run on the lcore the timer was started on. */
 typedef void (*pc_timer_fn)(struct pc_timer *timer, void *arg, uint64_t now_tsc);
 
@@ -62,6 +70,7 @@ struct pc_lcore_stats {
 	uint64_t msgs;         /* messages handled */
 	uint64_t timers_fired; /* timer callbacks run */
 	uint64_t sleeps;       /* adaptive back-off sleeps */
+	uint64_t wakeups;      /* sleeps cut short by a message, a stop or a wait fd */
 };
 
 /*
@@ -104,8 +113,9 @@ struct pc_lcore *pc_runtime_lcore(struct pc_runtime *rt, unsigned int lcore_id);
 int pc_runtime_launch(struct pc_runtime *rt);
 
 /*
- * Ask every lcore to leave its loop after its current pass. Any thread,
- * and async-signal-safe (one atomic store).
+ * Ask every lcore to leave its loop after its current pass (a sleeping one
+ * is woken). Any thread, and async-signal-safe (an atomic store, and a
+ * write(2) to the eventfd of each lcore asleep).
  */
 void pc_runtime_stop(struct pc_runtime *rt);
 
@@ -141,8 +151,41 @@ struct pc_poller *pc_lcore_poller_register(struct pc_lcore *lc, const char *name
 void pc_lcore_poller_unregister(struct pc_lcore *lc, struct pc_poller *poller);
 
 /*
+ * Under the adaptive policy, end an idle sleep as soon as `fd` is readable
+ * (an epoll set of sockets, an eventfd): I/O in flight is then picked up at
+ * once instead of after the back-off interval. Whatever makes the fd readable
+ * must be consumed by a poller of this lcore, or the lcore never sleeps.
+ * Owner only. Returns 0, -EINVAL (fd < 0) or -ENOSPC (PC_LCORE_WAIT_FDS_MAX).
+ */
+int pc_lcore_wait_fd_add(struct pc_lcore *lc, int fd);
+
+/* Forget a wait fd (before it is closed). Owner only; unknown fds are ignored. */
+void pc_lcore_wait_fd_del(struct pc_lcore *lc, int fd);
+
+/*
+ * Register a doze hook (pc_doze_fn). Owner only. Returns 0 or -ENOSPC
+ * (PC_LCORE_DOZE_HOOKS).
+ */
+int pc_lcore_doze_hook_add(struct pc_lcore *lc, pc_doze_fn fn, void *arg);
+
+/*
+ * The lcore's own eventfd: a write(2) of a non-zero 8-byte count wakes its
+ * sleep. Handed to other processes as a doorbell (clients ring it after
+ * queuing work when a doze hook said the lcore may be asleep).
+ */
+int pc_lcore_wake_fd(const struct pc_lcore *lc);
+
+/*
+ * Called by a poller during a pass: it has work in flight that no wait fd
+ * signals (rdma READs on a polled CQ), so if the lcore backs off after this
+ * pass it yields the core but does not sleep. Owner only; for one pass.
+ */
+void pc_lcore_stay_awake(struct pc_lcore *lc);
+
+/*
  * Send {fn, arg} to run on lcore `dst`. Any thread (EAL lcore or not).
- * Messages from one sender arrive in the order sent, each exactly once.
+ * Messages from one sender arrive in the order sent, each exactly once; a
+ * destination asleep under the adaptive policy is woken (its eventfd).
  * Returns 0, or -ENOBUFS when the destination ring is full (nothing was
  * queued; the caller keeps ownership of arg and may retry).
  */
@@ -174,7 +217,9 @@ int pc_lcore_poll_once(struct pc_lcore *lc, uint64_t now_tsc);
 /*
  * The lcore's thread loop: pc_lcore_poll_once() with the TSC until
  * pc_runtime_stop(), accounting busy/idle cycles, backing off when idle
- * under the adaptive policy (never longer than the next timer or 1 ms).
+ * under the adaptive policy: spin, pause, yield (PC_IDLE_*_US), then sleep
+ * in ppoll on its wait fds, never longer than the next timer or 1 ms; a
+ * message, a stop, a readable wait fd or a doorbell ends the sleep at once.
  * Owner only. Returns 0. Its signature fits rte_eal_remote_launch().
  */
 int pc_lcore_run(void *lcore);

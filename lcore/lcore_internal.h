@@ -5,6 +5,7 @@
 #ifndef PC_LCORE_INTERNAL_H
 #define PC_LCORE_INTERNAL_H
 
+#include <poll.h>
 #include <stdatomic.h>
 
 #include <rte_lcore.h>
@@ -17,12 +18,18 @@
 #define PC_LCORE_POLLER_NAME_MAX 32
 #define PC_RUNTIME_NAME_MAX      16
 
-/* Adaptive idle policy: idle passes before each back-off step. */
-#define PC_IDLE_SPIN_PASSES  256  /* plain spinning */
-#define PC_IDLE_PAUSE_PASSES 1024 /* then rte_pause() each pass */
-#define PC_IDLE_YIELD_PASSES 2048 /* then sched_yield() each pass, then sleeps */
-#define PC_IDLE_SLEEP_MIN_US 16
-#define PC_IDLE_SLEEP_MAX_US 1000 /* bounds the reaction time to a message or a stop */
+/*
+ * Adaptive idle policy: microseconds idle before each back-off step. Every
+ * event an lcore waits for wakes its sleep (messages, sockets, client
+ * doorbells), so it sleeps soon and leaves the core to whoever shares it.
+ */
+#define PC_IDLE_SPIN_US       10  /* plain spinning */
+#define PC_IDLE_PAUSE_US      50  /* then rte_pause() each pass */
+#define PC_IDLE_YIELD_US      100 /* then sched_yield() each pass, then sleeps */
+#define PC_IDLE_SLEEP_MIN_US  16
+#define PC_IDLE_SLEEP_MAX_US  1000 /* bounds the reaction time to what wakes no fd */
+#define PC_LCORE_WAIT_FDS_MAX 8    /* the lcore's eventfd and up to 7 registered fds */
+#define PC_LCORE_DOZE_HOOKS   4
 
 /* One message, stored by value in a ring slot. */
 struct pc_msg {
@@ -55,10 +62,28 @@ struct pc_lcore {
 
 	/* Idle policy state. */
 	uint64_t idle_passes;
+	uint64_t idle_since_tsc;   /* start of the idle stretch (idle_passes > 0) */
+	uint64_t idle_step_tsc[3]; /* PC_IDLE_{SPIN,PAUSE,YIELD}_US in TSC ticks */
 	uint64_t sleep_us;
+	struct {
+		pc_doze_fn fn;
+		void *arg;
+	} doze[PC_LCORE_DOZE_HOOKS];
+	unsigned int n_doze;
+	bool stay_awake; /* a poller has work in flight that wakes no fd: yield, never sleep */
+	/*
+	 * An adaptive sleep is a ppoll on these: [0] is the lcore's eventfd
+	 * (written by pc_lcore_send and pc_runtime_stop when `sleeping`), the
+	 * rest were registered with pc_lcore_wait_fd_add.
+	 */
+	struct pollfd wait_fds[PC_LCORE_WAIT_FDS_MAX];
+	unsigned int n_wait_fds;
 
 	struct pc_lcore_stats stats;
 	atomic_bool running; /* entered its loop at least once */
+
+	/* Read by senders after every send: its own line, away from the owner's counters. */
+	atomic_bool sleeping PC_CACHE_ALIGNED;
 } PC_CACHE_ALIGNED;
 
 struct pc_runtime {

@@ -8,8 +8,10 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <sys/eventfd.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <rte_launch.h>
 #include <rte_lcore.h>
@@ -505,7 +507,7 @@ run_loop_case(enum pc_idle_policy policy, const char *name)
 	deadline = rte_rdtsc() + 30 * rte_get_tsc_hz();
 	do {
 		pc_lcore_get_stats(worker, &st);
-	} while (st.passes < 5000 + 2 * PC_IDLE_YIELD_PASSES && rte_rdtsc() < deadline);
+	} while (st.passes < 5000 + 1000 && rte_rdtsc() < deadline);
 	if (policy == PC_IDLE_ADAPTIVE) {
 		do {
 			pc_lcore_get_stats(worker, &st);
@@ -539,6 +541,207 @@ static void
 test_loop_busy(void)
 {
 	run_loop_case(PC_IDLE_BUSY, "ut_l2");
+}
+
+/* ---- sleeping and waking (adaptive policy), hand-stepped ---- */
+
+struct doze_rec {
+	unsigned int up, down; /* calls with dozing true / false */
+	bool veto;
+};
+
+static bool
+doze_hook(void *arg, bool dozing)
+{
+	struct doze_rec *d = arg;
+
+	if (dozing) {
+		d->up++;
+		return !d->veto;
+	}
+	d->down++;
+	return true;
+}
+
+/* The eventfd's count, drained; 0 when nothing was written. */
+static uint64_t
+evfd_take(int fd)
+{
+	uint64_t v = 0;
+
+	if (read(fd, &v, sizeof(v)) != (ssize_t)sizeof(v)) {
+		return 0;
+	}
+	return v;
+}
+
+static void
+nop_msg(void *arg)
+{
+	(void)arg;
+}
+
+static void
+test_sleep_wakes(void)
+{
+	struct pc_runtime *rt = runtime_new("ut_w1", PC_IDLE_ADAPTIVE);
+	struct pc_lcore *lc = pc_runtime_worker(rt, 0);
+	struct doze_rec d = {0};
+	int fds[2];
+	uint64_t one = 1;
+
+	CU_ASSERT_EQUAL_FATAL(pc_lcore_doze_hook_add(lc, doze_hook, &d), 0);
+	/* A doorbell rung before the sleep: it returns at once, woken, count drained. */
+	CU_ASSERT_EQUAL(write(pc_lcore_wake_fd(lc), &one, sizeof(one)), (ssize_t)sizeof(one));
+	CU_ASSERT_TRUE(lcore_sleep(lc, 10 * 1000 * 1000));
+	CU_ASSERT_EQUAL(lc->stats.sleeps, 1);
+	CU_ASSERT_EQUAL(lc->stats.wakeups, 1);
+	CU_ASSERT_EQUAL(evfd_take(pc_lcore_wake_fd(lc)), 0);
+	CU_ASSERT_EQUAL(d.up, 1);
+	CU_ASSERT_EQUAL(d.down, 1);
+	CU_ASSERT_FALSE(atomic_load(&lc->sleeping));
+	/* Nothing pending: the timeout ends it, not woken. */
+	CU_ASSERT_FALSE(lcore_sleep(lc, 50));
+	CU_ASSERT_EQUAL(lc->stats.sleeps, 2);
+	CU_ASSERT_EQUAL(lc->stats.wakeups, 1);
+	/* A registered fd that is readable wakes it; once removed, it does not. */
+	CU_ASSERT_EQUAL_FATAL(pipe(fds), 0);
+	CU_ASSERT_EQUAL(pc_lcore_wait_fd_add(lc, fds[0]), 0);
+	CU_ASSERT_EQUAL(pc_lcore_wait_fd_add(lc, -1), -EINVAL);
+	CU_ASSERT_EQUAL(write(fds[1], "x", 1), 1);
+	CU_ASSERT_TRUE(lcore_sleep(lc, 10 * 1000 * 1000));
+	CU_ASSERT_EQUAL(lc->stats.wakeups, 2);
+	pc_lcore_wait_fd_del(lc, fds[0]);
+	CU_ASSERT_EQUAL(lc->n_wait_fds, 1);
+	CU_ASSERT_FALSE(lcore_sleep(lc, 50));
+	/* A queued message: no sleep at all, the hooks lowered again. */
+	CU_ASSERT_EQUAL(pc_lcore_send(lc, nop_msg, NULL), 0);
+	CU_ASSERT_TRUE(lcore_sleep(lc, 10 * 1000 * 1000));
+	CU_ASSERT_EQUAL(lc->stats.sleeps, 4);
+	CU_ASSERT_EQUAL(msgs_run(lc), 1);
+	/* A hook's veto: no sleep, every hook lowered. */
+	d.veto = true;
+	CU_ASSERT_TRUE(lcore_sleep(lc, 10 * 1000 * 1000));
+	CU_ASSERT_EQUAL(lc->stats.sleeps, 4);
+	CU_ASSERT_EQUAL(d.up, d.down);
+	/* Room for the eventfd and PC_LCORE_WAIT_FDS_MAX - 1 others. */
+	for (unsigned int i = 1; i < PC_LCORE_WAIT_FDS_MAX; i++) {
+		CU_ASSERT_EQUAL(pc_lcore_wait_fd_add(lc, fds[0]), 0);
+	}
+	CU_ASSERT_EQUAL(pc_lcore_wait_fd_add(lc, fds[0]), -ENOSPC);
+	close(fds[0]);
+	close(fds[1]);
+	pc_runtime_destroy(rt);
+}
+
+static void
+test_send_and_stop_kick_sleepers(void)
+{
+	struct pc_runtime *rt = runtime_new("ut_w2", PC_IDLE_ADAPTIVE);
+	struct pc_lcore *lc = pc_runtime_worker(rt, 0);
+	struct pc_lcore *control = pc_runtime_control(rt);
+	int efd = pc_lcore_wake_fd(lc);
+
+	/* Awake: a send rings nothing. */
+	CU_ASSERT_EQUAL(pc_lcore_send(lc, nop_msg, NULL), 0);
+	CU_ASSERT_EQUAL(evfd_take(efd), 0);
+	/* Asleep: the send writes its eventfd. */
+	atomic_store(&lc->sleeping, true);
+	CU_ASSERT_EQUAL(pc_lcore_send(lc, nop_msg, NULL), 0);
+	CU_ASSERT_EQUAL(evfd_take(efd), 1);
+	/* A stop rings every lcore asleep, and only those. */
+	pc_runtime_stop(rt);
+	CU_ASSERT_EQUAL(evfd_take(efd), 1);
+	CU_ASSERT_EQUAL(evfd_take(pc_lcore_wake_fd(control)), 0);
+	atomic_store(&lc->sleeping, false);
+	CU_ASSERT_EQUAL(msgs_run(lc), 2);
+	pc_runtime_destroy(rt);
+}
+
+static int
+awake_poller(void *arg, uint64_t now)
+{
+	(void)now;
+	pc_lcore_stay_awake(arg);
+	return 0;
+}
+
+static void
+test_backoff_steps(void)
+{
+	struct pc_runtime *rt = runtime_new("ut_w3", PC_IDLE_ADAPTIVE);
+	struct pc_lcore *lc = pc_runtime_worker(rt, 0);
+	uint64_t now = rte_rdtsc();
+	uint64_t yield = lc->idle_step_tsc[2];
+
+	/* Inside the spin and pause steps: no sleep. */
+	idle_backoff(lc, now);
+	CU_ASSERT_EQUAL(lc->idle_since_tsc, now);
+	idle_backoff(lc, now + lc->idle_step_tsc[0]);
+	CU_ASSERT_EQUAL(lc->stats.sleeps, 0);
+	/* Past the yield step: a sleep of the shortest interval, then twice that. */
+	idle_backoff(lc, now + yield + 1);
+	CU_ASSERT_EQUAL(lc->stats.sleeps, 1);
+	CU_ASSERT_EQUAL(lc->sleep_us, 2 * PC_IDLE_SLEEP_MIN_US);
+	/* A poller with work in flight that wakes no fd: yield, never sleep. */
+	CU_ASSERT_PTR_NOT_NULL_FATAL(pc_lcore_poller_register(lc, "awake", awake_poller, lc));
+	CU_ASSERT_EQUAL(pc_lcore_poll_once(lc, now + yield + 2), 0);
+	idle_backoff(lc, now + yield + 2);
+	CU_ASSERT_EQUAL(lc->stats.sleeps, 1);
+	/* It lasts one pass. */
+	idle_backoff(lc, now + yield + 3);
+	CU_ASSERT_EQUAL(lc->stats.sleeps, 2);
+	/* Woken: the next sleep starts short again. */
+	CU_ASSERT_EQUAL(pc_lcore_send(lc, nop_msg, NULL), 0);
+	idle_backoff(lc, now + yield + 4);
+	CU_ASSERT_EQUAL(lc->sleep_us, 0);
+	CU_ASSERT_EQUAL(msgs_run(lc), 1);
+	pc_runtime_destroy(rt);
+}
+
+/* A launched worker asleep: a message wakes it through its eventfd (counted). */
+static atomic_uint g_woken_msgs;
+
+static void
+count_msg(void *arg)
+{
+	(void)arg;
+	atomic_fetch_add(&g_woken_msgs, 1);
+}
+
+static void
+test_sleeping_worker_woken(void)
+{
+	struct pc_runtime *rt = runtime_new("ut_w4", PC_IDLE_ADAPTIVE);
+	struct pc_lcore *w = pc_runtime_worker(rt, 0);
+	uint64_t deadline = rte_rdtsc() + 30 * rte_get_tsc_hz();
+	struct pc_lcore_stats st;
+	unsigned int sent = 0;
+
+	atomic_store(&g_woken_msgs, 0);
+	CU_ASSERT_EQUAL_FATAL(pc_runtime_launch(rt), 0);
+	/* Each round: wait until it is asleep, then send. Some send lands in a sleep. */
+	do {
+		uint64_t before;
+
+		pc_lcore_get_stats(w, &st);
+		before = st.sleeps;
+		do {
+			pc_lcore_get_stats(w, &st);
+		} while (st.sleeps == before && rte_rdtsc() < deadline);
+		CU_ASSERT_EQUAL(pc_lcore_send(w, count_msg, NULL), 0);
+		sent++;
+		pc_lcore_get_stats(w, &st);
+	} while ((st.wakeups == 0 || sent < 20) && rte_rdtsc() < deadline);
+	while (atomic_load(&g_woken_msgs) < sent && rte_rdtsc() < deadline) {
+		rte_pause();
+	}
+	pc_runtime_stop(rt);
+	CU_ASSERT(workers_stopped_within(rt, 10));
+	pc_lcore_get_stats(w, &st);
+	CU_ASSERT(st.wakeups > 0);
+	CU_ASSERT_EQUAL(atomic_load(&g_woken_msgs), sent);
+	pc_runtime_destroy(rt);
 }
 
 /* The control loop on the main lcore leaves on stop, too (sent as a message). */
@@ -640,6 +843,10 @@ static const struct pc_ut_test loop_tests[] = {
 	{"pollers: work sum, unregister inside a pass", test_pollers},
 	{"adaptive: busy/idle accounting, sleeps, prompt stop", test_loop_adaptive},
 	{"busy: never sleeps, prompt stop", test_loop_busy},
+	{"sleep: doorbell, wait fds, messages, doze hooks, veto", test_sleep_wakes},
+	{"send and stop ring the eventfd of a sleeper only", test_send_and_stop_kick_sleepers},
+	{"back-off steps in time; stay awake; short again after a wake", test_backoff_steps},
+	{"a sleeping worker is woken by a message", test_sleeping_worker_woken},
 	{"control loop leaves on stop", test_control_loop_stops},
 	{"two lcores: one control, one worker", test_layout_two_lcores},
 	{"one lcore: worker pollers on the control lcore", test_layout_one_lcore},
