@@ -126,6 +126,7 @@ struct pc_slot_ctl {
 
 struct pc_conn {
 	int fd;
+	int doorbell; /* the worker's eventfd, or -1 (an engine that gave none) */
 	uint8_t *seg;
 	uint64_t seg_size;
 	uint8_t *region;
@@ -436,6 +437,9 @@ conn_destroy(struct pc_conn *k)
 	if (k->seg != NULL) {
 		munmap(k->seg, k->seg_size);
 	}
+	if (k->doorbell >= 0) {
+		close(k->doorbell);
+	}
 	if (k->fd >= 0) {
 		close(k->fd);
 	}
@@ -556,9 +560,12 @@ sock_connect(int fd, const char *path, uint64_t deadline)
 	return -err;
 }
 
-/* Receive the hello reply and up to two descriptors; extra descriptors are closed. */
+/*
+ * Receive the hello reply and its descriptors: the segment, the region and,
+ * when the reply's flags say so, the doorbell. Extra descriptors are closed.
+ */
 static int
-hello_recv(int fd, struct pc_hello_reply *reply, int fds[2], uint64_t deadline)
+hello_recv(int fd, struct pc_hello_reply *reply, int fds[3], uint64_t deadline)
 {
 	union {
 		struct cmsghdr align;
@@ -572,10 +579,11 @@ hello_recv(int fd, struct pc_hello_reply *reply, int fds[2], uint64_t deadline)
 		.msg_controllen = sizeof(cbuf.buf),
 	};
 	int nfds = 0;
+	int want;
 	ssize_t n = -1;
 	int rc;
 
-	fds[0] = fds[1] = -1;
+	fds[0] = fds[1] = fds[2] = -1;
 	for (;;) {
 		rc = sock_wait(fd, POLLIN, deadline);
 		if (rc != 0) {
@@ -601,7 +609,7 @@ hello_recv(int fd, struct pc_hello_reply *reply, int fds[2], uint64_t deadline)
 			int got;
 
 			memcpy(&got, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
-			if (nfds < 2) {
+			if (nfds < 3) {
 				fds[nfds] = got;
 			} else {
 				close(got);
@@ -609,18 +617,19 @@ hello_recv(int fd, struct pc_hello_reply *reply, int fds[2], uint64_t deadline)
 			nfds++;
 		}
 	}
+	want = (reply->flags & PC_HELLO_F_DOORBELL) ? 3 : 2;
 	if (n == 0) {
 		rc = -ECONNRESET;
 	} else if ((size_t)n != sizeof(*reply) || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
 		client_log("malformed hello reply (%zd bytes)", n);
 		rc = -EPROTO;
-	} else if (reply->status == 0 && nfds != 2) {
-		client_log("hello reply carries %d descriptors, not 2", nfds);
+	} else if (reply->status == 0 && nfds != want) {
+		client_log("hello reply carries %d descriptors, not %d", nfds, want);
 		rc = -EPROTO;
 	} else {
 		return 0;
 	}
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < 3; i++) {
 		if (fds[i] >= 0) {
 			close(fds[i]);
 			fds[i] = -1;
@@ -640,17 +649,19 @@ conn_open(const struct pc_client *c, uint64_t timeout_ns, struct pc_conn **out)
 		.nslots = 0,
 		.pid = (uint32_t)getpid(),
 		.ns_len = c->ns_len,
+		.flags = PC_HELLO_F_DOORBELL,
 	};
 	struct pc_hello_reply reply;
 	struct pc_conn *k = NULL;
 	const char *why;
-	int fds[2];
+	int fds[3];
 	int rc;
 
 	k = calloc(1, sizeof(*k));
 	if (k == NULL) {
 		return -ENOMEM;
 	}
+	k->doorbell = -1;
 	if (pthread_mutex_init(&k->lock, NULL) != 0) {
 		free(k);
 		return -ENOMEM;
@@ -684,7 +695,7 @@ conn_open(const struct pc_client *c, uint64_t timeout_ns, struct pc_conn **out)
 		} else {
 			client_log("bad hello reply from the engine at %s: %s", c->path, why);
 		}
-		for (int i = 0; i < 2; i++) {
+		for (int i = 0; i < 3; i++) {
 			if (fds[i] >= 0) {
 				close(fds[i]);
 			}
@@ -692,6 +703,7 @@ conn_open(const struct pc_client *c, uint64_t timeout_ns, struct pc_conn **out)
 		rc = -EPROTO;
 		goto err_destroy;
 	}
+	k->doorbell = fds[2];
 	rc = conn_map(k, &reply, fds[0], fds[1]);
 	if (rc != 0) {
 		goto err_destroy;
@@ -957,6 +969,26 @@ slot_release(struct pc_conn *k, uint32_t s)
 	}
 }
 
+/*
+ * After an enqueue: wake the worker if it may be asleep (adaptive idle
+ * policy). The worker raises sq_doze, then looks at the ring; we enqueued,
+ * then read sq_doze: with a full fence on both sides one of us sees the other.
+ */
+static void
+doorbell_ring(struct pc_conn *k)
+{
+	uint64_t one = 1;
+
+	if (k->doorbell < 0) {
+		return;
+	}
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&k->hdr->sq_doze, __ATOMIC_RELAXED) != 0) {
+		/* EAGAIN: the count is already non-zero, the worker wakes anyway. */
+		(void)!write(k->doorbell, &one, sizeof(one));
+	}
+}
+
 /* Enqueue the filled request of OWNED slot s: INFLIGHT, or DETACHED (and no longer ours). */
 static int
 slot_submit(struct pc_conn *k, uint32_t s, uint64_t deadline, bool detach)
@@ -976,6 +1008,7 @@ slot_submit(struct pc_conn *k, uint32_t s, uint64_t deadline, bool detach)
 	k->ctl[s].state = detach ? PC_SLOT_DETACHED : PC_SLOT_INFLIGHT;
 	pthread_mutex_unlock(&k->lock);
 	if (rte_ring_enqueue_elem(k->sq, &e, PC_RING_ELEM_SIZE) == 0) {
+		doorbell_ring(k);
 		return 0;
 	}
 	/* Cannot happen with capacity >= nslots, unless the engine broke the ring. */

@@ -9,7 +9,9 @@
  *    answers with one struct pc_hello_reply. On success the reply carries
  *    two file descriptors (SCM_RIGHTS): [0] the published segment (a memfd
  *    the client maps read-write: it copies SET payloads into it and GET
- *    payloads out of it), [1] the session region (a memfd laid out below).
+ *    payloads out of it), [1] the session region (a memfd laid out below),
+ *    and a third, [2] the doorbell, when the hello asked for it with
+ *    PC_HELLO_F_DOORBELL (the reply's flags then carry it too).
  *    On failure the reply has status < 0, a message, and no descriptor, and
  *    the engine closes the socket.
  *
@@ -31,7 +33,12 @@
  *    else), does the work, writes the response part, and enqueues the same
  *    {slot, seq} on the completion ring, then bumps cq_futex and, if
  *    cq_waiters is non-zero, FUTEX_WAKEs it (a shared futex). Clients spin
- *    briefly, then sleep on cq_futex with a timeout.
+ *    briefly, then sleep on cq_futex with a timeout. The doorbell: a worker
+ *    about to sleep (idle_policy adaptive) sets sq_doze, then looks at the
+ *    submission ring once more; a client that finds sq_doze set after
+ *    enqueuing (a full fence between the two) writes an 8-byte 1 to the
+ *    doorbell, an eventfd that wakes the worker. Without a doorbell a
+ *    request waits out the worker's sleep (at most 1 ms).
  *
  * 4. Two-phase operations. SET: PC_OP_SET_ALLOC reserves one page per key
  *    (keys already published answer PC_R_DEDUP and get no page), returns
@@ -70,6 +77,9 @@
 #define PC_SESSION_SLOTS_MAX 32
 #define PC_HELLO_MSG_MAX     128 /* error text in a refused hello */
 
+/* pc_hello.flags and pc_hello_reply.flags */
+#define PC_HELLO_F_DOORBELL 0x1u /* a third descriptor: the worker's doorbell */
+
 /* Operations (pc_req_slot.op). */
 enum pc_op {
 	PC_OP_NOP = 0,        /* round trip only (benchmarks, liveness) */
@@ -101,15 +111,15 @@ struct pc_hello {
 	uint16_t nslots;  /* request slots wanted, 0 = PC_SESSION_SLOTS */
 	uint32_t pid;
 	uint16_t ns_len; /* <= PC_NS_MAX */
-	uint16_t flags;  /* 0 */
+	uint16_t flags;  /* PC_HELLO_F_*; others are refused */
 	char ns[PC_NS_MAX];
 };
 
 struct pc_hello_reply {
 	uint32_t magic;   /* PC_HELLO_REPLY_MAGIC */
 	uint16_t version; /* the engine's PC_PROTO_VERSION */
-	uint16_t flags;
-	int32_t status; /* 0, or -errno: the hello was refused */
+	uint16_t flags;   /* PC_HELLO_F_* granted */
+	int32_t status;   /* 0, or -errno: the hello was refused */
 	uint32_t session_id;
 	uint64_t engine_incarnation; /* new each engine start */
 	uint64_t segment_size;
@@ -135,7 +145,8 @@ struct pc_session_hdr {
 	/* Written by the engine, read by clients: one cache line of its own. */
 	uint32_t cq_futex; /* bumped after completions are posted */
 	uint32_t closing;  /* non-zero: the engine is going away */
-	uint8_t pad2[56];
+	uint32_t sq_doze;  /* non-zero: the worker may sleep; ring the doorbell */
+	uint8_t pad2[52];
 	/* Written by clients, read by the engine. */
 	uint32_t cq_waiters; /* client threads sleeping on cq_futex */
 	uint8_t pad3[60];

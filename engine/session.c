@@ -1138,12 +1138,44 @@ worker_poll(void *arg, uint64_t now_tsc)
 	}
 	if (w->nparked > 0) {
 		work += retry_parked(w, now_tsc);
+		/* Space is made on the control lcore, which rings no bell here. */
+		pc_lcore_stay_awake(w->lc);
 	}
 	if (now_tsc >= w->next_sweep_tsc) {
 		w->next_sweep_tsc = now_tsc + pc_us_to_tsc(PC_SESS_SWEEP_US);
 		sweep_leases(w, now_tsc);
 	}
 	return work;
+}
+
+/*
+ * Doze hook (pc_doze_fn): before the worker sleeps, ask every client to
+ * ring the doorbell after its next submission, then look at the rings once
+ * more (the client enqueues, then reads sq_doze: one of the two sees the
+ * other). After the sleep, clients stop ringing.
+ */
+static bool
+worker_doze(void *arg, bool dozing)
+{
+	struct pc_sworker *w = arg;
+	unsigned int i;
+
+	for (i = 0; i < w->nsess; i++) {
+		__atomic_store_n(&w->list[i]->hdr->sq_doze, dozing ? 1u : 0u, __ATOMIC_RELAXED);
+	}
+	if (!dozing) {
+		return true;
+	}
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	for (i = 0; i < w->nsess; i++) {
+		const struct pc_sring *sq = &w->list[i]->sq;
+
+		if (!w->list[i]->broken &&
+		    __atomic_load_n(&sq->r->prod.tail, __ATOMIC_RELAXED) != sq->head) {
+			return false;
+		}
+	}
+	return true;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1326,7 +1358,8 @@ build_region(struct pc_sessions *ss, struct pc_session *s, struct pc_hello_reply
 static int
 send_welcome(struct pc_sessions *ss, struct pc_session *s, const struct pc_hello_reply *r)
 {
-	int fds[2] = {pc_store_segment_fd(ss->st), s->region_fd};
+	int fds[3] = {pc_store_segment_fd(ss->st), s->region_fd, pc_lcore_wake_fd(s->owner->lc)};
+	size_t nfds = (r->flags & PC_HELLO_F_DOORBELL) ? 3 : 2;
 	union {
 		char buf[CMSG_SPACE(sizeof(fds))];
 		struct cmsghdr align;
@@ -1336,15 +1369,15 @@ send_welcome(struct pc_sessions *ss, struct pc_session *s, const struct pc_hello
 		.msg_iov = &iov,
 		.msg_iovlen = 1,
 		.msg_control = u.buf,
-		.msg_controllen = sizeof(u.buf),
+		.msg_controllen = CMSG_SPACE(nfds * sizeof(int)),
 	};
 	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
 
 	memset(u.buf, 0, sizeof(u.buf));
 	c->cmsg_level = SOL_SOCKET;
 	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(fds));
-	memcpy(CMSG_DATA(c), fds, sizeof(fds));
+	c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+	memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
 	if (sendmsg(s->sock, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)sizeof(*r)) {
 		return -errno;
 	}
@@ -1461,12 +1494,13 @@ on_hello(struct pc_sessions *ss, struct pc_session *s)
 		send_refusal(ss, s, rc, why);
 		goto err_free;
 	}
+	s->owner = least_loaded_worker(ss);
+	r.flags = h.flags & PC_HELLO_F_DOORBELL;
 	rc = send_welcome(ss, s, &r);
 	if (rc != 0) {
 		PC_LOG(WARNING, engine, "session %u: reply not sent: %s", s->id, strerror(-rc));
 		goto err_free;
 	}
-	s->owner = least_loaded_worker(ss);
 	s->state = SS_ATTACH;
 	atomic_fetch_add(&ss->open, 1);
 	ss->opened++;
@@ -1764,7 +1798,7 @@ pc_sessions_create(const struct pc_config *cfg, struct pc_runtime *rt, struct pc
 			goto err_destroy;
 		}
 		w->poller = pc_lcore_poller_register(w->lc, "sessions", worker_poll, w);
-		if (w->poller == NULL) {
+		if (w->poller == NULL || pc_lcore_doze_hook_add(w->lc, worker_doze, w) != 0) {
 			goto err_destroy;
 		}
 	}

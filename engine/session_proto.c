@@ -33,7 +33,7 @@ pc_hello_decode(const void *buf, size_t len, struct pc_hello_info *out, char *wh
 		snprintf(why, whylen, "namespace contains a NUL byte");
 		return -EINVAL;
 	}
-	if (h.flags != 0) {
+	if ((h.flags & ~PC_HELLO_F_DOORBELL) != 0) {
 		snprintf(why, whylen, "unknown hello flags 0x%x", h.flags);
 		return -EINVAL;
 	}
@@ -44,6 +44,7 @@ pc_hello_decode(const void *buf, size_t len, struct pc_hello_info *out, char *wh
 		return -EINVAL;
 	}
 	out->pid = h.pid;
+	out->flags = h.flags;
 	out->ns_len = h.ns_len;
 	memcpy(out->ns, h.ns, h.ns_len);
 	return 0;

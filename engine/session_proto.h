@@ -17,6 +17,7 @@ struct pc_hello_info {
 	uint32_t pid;    /* as the client claims it (the engine logs SO_PEERCRED's too) */
 	uint32_t nslots; /* 1..PC_SESSION_SLOTS_MAX */
 	uint16_t ns_len;
+	uint16_t flags; /* PC_HELLO_F_* asked for */
 	char ns[PC_NS_MAX];
 };
 

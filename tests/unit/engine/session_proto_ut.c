@@ -79,8 +79,12 @@ test_hello_refusals(void)
 	h.ns[1] = '\0';
 	CU_ASSERT_EQUAL(decode(&h, sizeof(h), &info, why), -EINVAL);
 	h = good_hello("ab");
-	h.flags = 1;
+	h.flags = 2;
 	CU_ASSERT_EQUAL(decode(&h, sizeof(h), &info, why), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(why, "unknown hello flags 0x2"));
+	h.flags = PC_HELLO_F_DOORBELL;
+	CU_ASSERT_EQUAL(decode(&h, sizeof(h), &info, why), 0);
+	CU_ASSERT_EQUAL(info.flags, PC_HELLO_F_DOORBELL);
 	h = good_hello("ab");
 	h.nslots = PC_SESSION_SLOTS_MAX + 1;
 	CU_ASSERT_EQUAL(decode(&h, sizeof(h), &info, why), -EINVAL);

@@ -153,8 +153,55 @@ test_scribbled_headers(void)
 	free(m.mem);
 }
 
+/*
+ * The doze hook: before the worker sleeps every session's header asks for
+ * the doorbell, and a request already queued (by a client that read sq_doze
+ * too early) vetoes the sleep; a broken session's ring does not; waking up
+ * lowers every flag.
+ */
+static void
+test_doze_hook(void)
+{
+	struct ring_mem m[2] = {ring_alloc(), ring_alloc()};
+	struct pc_session_hdr hdr[2];
+	struct pc_session *sess[2];
+	struct pc_sworker w = {0};
+	struct pc_ring_elem e = {.slot = 1, .seq = 7};
+
+	memset(hdr, 0, sizeof(hdr));
+	for (int i = 0; i < 2; i++) {
+		sess[i] = calloc(1, sizeof(struct pc_session));
+		CU_ASSERT_PTR_NOT_NULL_FATAL(sess[i]);
+		sess[i]->hdr = &hdr[i];
+		CU_ASSERT_EQUAL_FATAL(sring_init(&sess[i]->sq, m[i].mem, i ? "t-d1" : "t-d0", COUNT,
+						 RING_F_MP_RTS_ENQ | RING_F_SC_DEQ),
+				      0);
+	}
+	w.list = sess;
+	w.nsess = 2;
+	CU_ASSERT_TRUE(worker_doze(&w, true));
+	CU_ASSERT_EQUAL(hdr[0].sq_doze, 1);
+	CU_ASSERT_EQUAL(hdr[1].sq_doze, 1);
+	CU_ASSERT_TRUE(worker_doze(&w, false));
+	CU_ASSERT_EQUAL(hdr[0].sq_doze, 0);
+	CU_ASSERT_EQUAL(hdr[1].sq_doze, 0);
+	/* A request queued on the second session: no sleep. */
+	CU_ASSERT_EQUAL(rte_ring_mp_enqueue_elem(m[1].r, &e, PC_RING_ELEM_SIZE), 0);
+	CU_ASSERT_FALSE(worker_doze(&w, true));
+	/* The same ring on a broken session is never served: it vetoes nothing. */
+	sess[1]->broken = true;
+	CU_ASSERT_TRUE(worker_doze(&w, true));
+	CU_ASSERT_TRUE(worker_doze(&w, false));
+	CU_ASSERT_EQUAL(hdr[1].sq_doze, 0);
+	for (int i = 0; i < 2; i++) {
+		free(sess[i]);
+		free(m[i].mem);
+	}
+}
+
 static const struct pc_ut_test ring_tests[] = {
 	{"client enqueues, engine dequeues, in order across laps", test_client_to_engine},
+	{"doze hook: doorbell flags up and down; a queued request vetoes", test_doze_hook},
 	{"engine enqueues, client dequeues; full ring refuses", test_engine_to_client},
 	{"scribbled ring headers: no stray access, impossible tails refused",
 	 test_scribbled_headers},
