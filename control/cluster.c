@@ -2381,6 +2381,12 @@ reincarnate(struct pc_cluster *c, uint64_t silent_ns)
 }
 
 int
+pc_cluster_wait_fd(const struct pc_cluster *c)
+{
+	return pc_rpc_wait_fd(c->rpc);
+}
+
+int
 pc_cluster_poll(struct pc_cluster *c, uint64_t now_ns)
 {
 	int work = 0;

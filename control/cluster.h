@@ -81,6 +81,9 @@ void pc_cluster_destroy(struct pc_cluster *c);
  */
 int pc_cluster_poll(struct pc_cluster *c, uint64_t now_ns);
 
+/* An fd readable when pc_cluster_poll() has RPC I/O to do (pc_lcore_wait_fd_add). */
+int pc_cluster_wait_fd(const struct pc_cluster *c);
+
 /* ---- publishing (the local store's pages) ---- */
 
 /* One page this node holds. */

@@ -1603,6 +1603,12 @@ pc_rpc_listen(struct pc_rpc *r, const char *host, uint16_t port, uint16_t *bound
 }
 
 int
+pc_rpc_wait_fd(const struct pc_rpc *r)
+{
+	return r->epfd;
+}
+
+int
 pc_rpc_poll(struct pc_rpc *r, uint64_t now_ns)
 {
 	struct epoll_event evs[RPC_EPOLL_EVENTS];

@@ -179,6 +179,9 @@ int pc_rpc_listen(struct pc_rpc *r, const char *host, uint16_t port, uint16_t *b
  */
 int pc_rpc_poll(struct pc_rpc *r, uint64_t now_ns);
 
+/* The epoll set pc_rpc_poll() waits on: readable when it has I/O to do. */
+int pc_rpc_wait_fd(const struct pc_rpc *r);
+
 /* Counters (struct pc_rpc_stats) into *st. */
 void pc_rpc_get_stats(const struct pc_rpc *r, struct pc_rpc_stats *st);
 

@@ -1273,6 +1273,7 @@ stats_lcores(struct pc_admin *a, struct sbuf *sb, struct jw *j)
 		jw_u64(j, "msgs", st->msgs);
 		jw_u64(j, "timers_fired", st->timers_fired);
 		jw_u64(j, "sleeps", st->sleeps);
+		jw_u64(j, "wakeups", st->wakeups);
 		jw_close(j, '}');
 	}
 	jw_close(j, ']');

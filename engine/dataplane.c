@@ -372,6 +372,10 @@ worker_poll(void *arg, uint64_t now_tsc)
 	if (w->rdma != NULL) {
 		/* Reading over rdma: the tcp transport only serves, no READ completes there. */
 		work += pc_xport_tcp.poll(w->tcp, now_ns, w->cqe, DP_CQ_BURST);
+		/* rdma completions wake no fd: no sleeping while READs are out. */
+		if (pc_fetch_active(w->fetch)) {
+			pc_lcore_stay_awake(w->lc);
+		}
 	}
 	return work;
 }
@@ -651,6 +655,8 @@ pc_dataplane_attach(struct pc_dataplane *dp, struct pc_cluster *c, struct pc_dir
 		if (pc_lcore_poller_register(w->lc, "data", worker_poll, w) == NULL) {
 			return -ENOMEM;
 		}
+		/* An idle worker's sleep ends when a socket it reads or serves is ready. */
+		(void)pc_lcore_wait_fd_add(w->lc, pc_xport_tcp.wait_fd(w->tcp));
 		pc_sessions_set_fetch(ss, i, w->fetch);
 	}
 	if (dp->passive != NULL) {
@@ -726,6 +732,7 @@ pc_dataplane_destroy(struct pc_dataplane *dp)
 	}
 	/* tcp unpins what it was serving: before the store goes. */
 	for (unsigned int i = 0; dp->w != NULL && i < dp->n_tcp; i++) {
+		pc_lcore_wait_fd_del(dp->w[i].lc, pc_xport_tcp.wait_fd(dp->w[i].tcp));
 		pc_xport_tcp.destroy(dp->w[i].tcp);
 	}
 	for (unsigned int i = 0; dp->w != NULL && i < dp->n_rdma; i++) {

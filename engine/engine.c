@@ -140,10 +140,10 @@ log_lcore_stats(struct pc_engine *e, uint32_t level)
 		total = st.busy_cycles + st.idle_cycles;
 		rte_log(level, pc_logtype_engine,
 			"peercache.engine: lcore %u (%s): %" PRIu64 " passes, %.1f%% busy, %" PRIu64
-			" messages, %" PRIu64 " timers, %" PRIu64 " sleeps\n",
+			" messages, %" PRIu64 " timers, %" PRIu64 " sleeps (%" PRIu64 " woken)\n",
 			id, pc_lcore_is_control(lc) ? "control" : "worker", st.passes,
 			total ? 100.0 * (double)st.busy_cycles / (double)total : 0.0, st.msgs,
-			st.timers_fired, st.sleeps);
+			st.timers_fired, st.sleeps, st.wakeups);
 	}
 }
 
@@ -212,6 +212,17 @@ announce_poll(struct pc_engine *e)
 		PC_LOG(INFO, engine, "every page published again");
 	}
 	return 1;
+}
+
+/* The cluster, and its fd out of the control lcore's wait set. */
+static void
+cluster_destroy(struct pc_engine *e)
+{
+	if (e->cluster != NULL && e->control != NULL) {
+		pc_lcore_wait_fd_del(e->control, pc_cluster_wait_fd(e->cluster));
+	}
+	pc_cluster_destroy(e->cluster);
+	e->cluster = NULL;
 }
 
 static int
@@ -360,6 +371,8 @@ create_cluster(struct pc_engine *e)
 	if (e->cluster_poller == NULL) {
 		return -ENOMEM;
 	}
+	/* An RPC (a lookup reply, a peer's request) ends the control lcore's idle sleep. */
+	(void)pc_lcore_wait_fd_add(e->control, pc_cluster_wait_fd(e->cluster));
 	e->dirq = pc_dirq_create(e->rt, e->cluster);
 	if (e->dirq == NULL) {
 		return -ENOMEM;
@@ -496,7 +509,7 @@ err_destroy_runtime:
 	pc_admin_destroy(e->admin);
 	pc_sessions_destroy(e->sessions);
 	pc_dirq_destroy(e->dirq);
-	pc_cluster_destroy(e->cluster);
+	cluster_destroy(e);
 	pc_dataplane_destroy(e->dp);
 	pc_store_destroy(e->store);
 	rte_free(e->dirpub);
@@ -533,7 +546,7 @@ pc_engine_destroy(struct pc_engine *e)
 	pc_sessions_destroy(e->sessions);
 	pc_dirq_destroy(e->dirq);
 	/* Leaves the cluster (DEREGISTER to the masters) before the pages go. */
-	pc_cluster_destroy(e->cluster);
+	cluster_destroy(e);
 	for (unsigned int ci = 0; ci < e->n_dirpub; ci++) {
 		free(e->dirpub[ci].msg);
 	}

@@ -625,6 +625,12 @@ pc_fetch_poll(struct pc_fetch *f, uint64_t now_ns)
 	return work;
 }
 
+bool
+pc_fetch_active(const struct pc_fetch *f)
+{
+	return !TAILQ_EMPTY(&f->reqs);
+}
+
 void
 pc_fetch_get_stats(const struct pc_fetch *f, struct pc_fetch_stats *st)
 {

@@ -142,6 +142,9 @@ int pc_fetch_exists(struct pc_fetch *f, const struct pc_store_key *const keys[],
  */
 int pc_fetch_poll(struct pc_fetch *f, uint64_t now_ns);
 
+/* Whether a GET or EXISTS is in flight (looking up, reading, or waiting to post). */
+bool pc_fetch_active(const struct pc_fetch *f);
+
 /* Counters. This lcore, or any thread for a slightly stale copy. */
 void pc_fetch_get_stats(const struct pc_fetch *f, struct pc_fetch_stats *st);
 

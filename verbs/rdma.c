@@ -1055,6 +1055,14 @@ rdma_get_stats(const struct pc_xport *x, struct pc_xport_stats *st)
 	*st = x->st;
 }
 
+/* The CQs are polled (mlx5dv), without a completion channel: no fd to sleep on. */
+static int
+rdma_wait_fd(const struct pc_xport *x)
+{
+	(void)x;
+	return -1;
+}
+
 const struct pc_xport_ops pc_xport_rdma = {
 	.name = "rdma",
 	.create = rdma_create,
@@ -1063,4 +1071,5 @@ const struct pc_xport_ops pc_xport_rdma = {
 	.poll = rdma_poll,
 	.port = rdma_port,
 	.get_stats = rdma_get_stats,
+	.wait_fd = rdma_wait_fd,
 };

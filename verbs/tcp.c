@@ -47,7 +47,14 @@
 #include "store.h"
 #include "tcp.h"
 
-#define TCP_EPOLL_EVENTS     64
+#define TCP_EPOLL_EVENTS 64
+/*
+ * After an epoll_wait that found nothing, the next one waits this long: a
+ * syscall every pass would double an idle worker's pass time (and so the
+ * latency of the session rings it also polls); a reply is seen at most this
+ * much later. A sleeping lcore is woken by the epoll fd itself.
+ */
+#define TCP_EPOLL_IDLE_NS    4000
 #define TCP_READS_PER_EVENT  8 /* fairness: then the next socket */
 #define TCP_ACCEPTS_PER_POLL 64
 #define TCP_IOV_MAX          64
@@ -182,6 +189,7 @@ struct pc_xport {
 	uint64_t timeout_ns;
 	uint64_t now_ns;
 	uint64_t next_timer_ns; /* no deadline is earlier than this */
+	uint64_t next_epoll_ns; /* the last epoll_wait found nothing: not before this */
 	uint64_t log_next_ns;
 	uint32_t n_sconns;
 	uint8_t secret[PC_AUTH_SECRET_MAX];
@@ -1656,7 +1664,11 @@ tcp_poll(struct pc_xport *x, uint64_t now_ns, struct pc_xport_cqe *out, unsigned
 	}
 	xp_assert_owner(x);
 	x->now_ns = now_ns;
-	n = epoll_wait(x->epfd, evs, TCP_EPOLL_EVENTS, 0);
+	n = 0;
+	if (now_ns >= x->next_epoll_ns) {
+		n = epoll_wait(x->epfd, evs, TCP_EPOLL_EVENTS, 0);
+		x->next_epoll_ns = n > 0 ? 0 : now_ns + TCP_EPOLL_IDLE_NS;
+	}
 	for (int i = 0; i < n; i++) {
 		uint8_t kind = *(const uint8_t *)evs[i].data.ptr;
 
@@ -1697,6 +1709,12 @@ tcp_get_stats(const struct pc_xport *x, struct pc_xport_stats *st)
 	}
 }
 
+static int
+tcp_wait_fd(const struct pc_xport *x)
+{
+	return x != NULL ? x->epfd : -1;
+}
+
 const struct pc_xport_ops pc_xport_tcp = {
 	.name = "tcp",
 	.create = tcp_create,
@@ -1705,4 +1723,5 @@ const struct pc_xport_ops pc_xport_tcp = {
 	.poll = tcp_poll,
 	.port = tcp_port,
 	.get_stats = tcp_get_stats,
+	.wait_fd = tcp_wait_fd,
 };

@@ -127,6 +127,12 @@ struct pc_xport_ops {
 	/* The data port bound (after create): advertised in the member record. */
 	uint16_t (*port)(const struct pc_xport *x);
 	void (*get_stats)(const struct pc_xport *x, struct pc_xport_stats *st);
+	/*
+	 * An fd that turns readable when poll has I/O to do (tcp: its epoll
+	 * set), for an idle lcore to sleep on (pc_lcore_wait_fd_add); -1 when
+	 * completions signal no fd and must be polled (rdma's CQs).
+	 */
+	int (*wait_fd)(const struct pc_xport *x);
 };
 
 #endif /* PC_TRANSPORT_H */
