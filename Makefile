@@ -160,7 +160,7 @@ install-deps:
 
 SRC_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 LINT_SRCS := $(LIB_SRCS) engine/main.c client/peercache.c tools/peercache-ctl.c \
-	bench/peercache-bench.c
+	bench/peercache-bench.c bench/redis.c bench/report.c
 
 format:
 	clang-format -i $(SRC_FILES)
@@ -187,13 +187,36 @@ include $(wildcard client/client.mk tests/integration/integration.mk)
 
 -include $(LIB_OBJS:.o=.d) $(ENGINE_OBJS:.o=.d) $(UT_BINS:=.d) $(BUILD)/peercache-ctl.d
 
-# The perf lab (issue 7): not part of all or test. Starts its own engines on loopback.
+# The perf lab (issue 7): not part of all or test. Starts its own engines and
+# redis-server on loopback; bench/results/latest.{json,md} and plots/ are its output.
+# scripts/install-deps.sh --bench adds redis-server and gnuplot-nox (hiredis, which
+# make lint needs for the bench too, is in the base list); make bench runs it first.
 BENCH := $(BUILD)/peercache-bench
-.PHONY: bench
-$(BENCH): bench/peercache-bench.c client/peercache.h $(CLIENT_LIB) $(BUILD)/.cflags
-	@$(if $(Q),echo "  CC LD   $@")
-	$(Q)$(CC) $(CFLAGS) -MF $@.d $(LDFLAGS) -o $@ $< -L$(BUILD) -lpeercache \
-		$(shell pkg-config --libs libdpdk) -Wl,-rpath,'$$ORIGIN'
-bench: $(BUILD)/peercache $(BUILD)/peercache-ctl $(BENCH)
-	$(BENCH) all --json bench/results/latest.json
--include $(BENCH).d
+BENCH_SRCS := bench/peercache-bench.c bench/redis.c bench/report.c
+BENCH_OBJS := $(BENCH_SRCS:%.c=$(BUILD)/obj/%.o)
+# Expanded when the link runs, after bench-deps has installed hiredis.
+BENCH_LIBS = $(shell pkg-config --libs hiredis 2>/dev/null || echo -lhiredis)
+# As root, the engines get hugepages for the run (nr_hugepages is put back after), as
+# on a production node; `make bench BENCH_HUGE=` measures plain 4 KiB pages instead.
+BENCH_HUGE ?= --reserve-hugepages
+BENCH_ARGS := --json bench/results/latest.json --markdown bench/results/latest.md \
+	--plot bench/results/plots $(BENCH_HUGE)
+.PHONY: bench bench-deps bench-hiredis
+bench-deps:
+	@bash scripts/install-deps.sh --bench
+$(BUILD)/obj/bench/%.o: bench/%.c bench/bench.h $(BUILD)/.cflags | bench-deps
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+$(BENCH): $(BENCH_OBJS) $(CLIENT_LIB)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(BENCH_OBJS) -L$(BUILD) -lpeercache \
+		$(shell pkg-config --libs libdpdk) $(BENCH_LIBS) -Wl,-rpath,'$$ORIGIN'
+bench: $(BUILD)/peercache $(BUILD)/peercache-ctl $(BENCH) | bench-deps
+	$(BENCH) all $(BENCH_ARGS)
+# make lint reads the bench, which includes hiredis's header: a machine whose packages
+# predate libhiredis-dev in the base list gets it here.
+lint: | bench-hiredis
+bench-hiredis:
+	@pkg-config --exists hiredis || bash scripts/install-deps.sh
+-include $(BENCH_OBJS:.o=.d)

@@ -1,16 +1,19 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * peercache-bench: the perf lab's first cut (issue 7).
+ * peercache-bench: the perf lab (issue 7).
  *
- *   peercache-bench ring|local|remote|exists|all [--json FILE] [--socket PATH]
- *                   [--pages N] [--page-size B] [--batch N] [--reps N] [--sweep]
+ *   peercache-bench ring|local|remote|exists|redis|all [--json FILE] [--markdown FILE]
+ *                   [--plot DIR] [--socket PATH] [--engine-lcores A[,B]] [--pages N]
+ *                   [--page-size B] [--batch N] [--reps N] [--sweep | --no-sweep]
  *
  * Every figure is printed next to a baseline measured in the same run on the
  * same machine, and the ratio between them; nothing here asserts a speed.
  * The engines it needs are started here (build/peercache next to this binary,
  * loopback, a free discovery port, sockets in a mkdtemp directory) and stopped
  * with SIGTERM at the end, on error too; --socket uses a running engine for
- * the single-engine subcommands instead.
+ * the single-engine subcommands instead. redis (redis.c) starts its own
+ * redis-server the same way. `all` includes the sweep unless --no-sweep.
+ * report.c writes the results: JSON, markdown tables, gnuplot charts.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -37,6 +40,7 @@
 #include <rte_ring.h>
 
 #include "peercache.h"
+#include "bench.h"
 
 #define MAX_ENGINES  2
 #define KEY_LEN      64
@@ -45,17 +49,12 @@
 #define RTT_WARMUP   2000
 #define EXISTS_BATCH 128U
 #define FRESH_BYTES  (64ULL << 20) /* GET/memcpy destinations rotate over this much */
-#define SWEEP_CAP    (256ULL << 20)
+#define PLACE_CPUS   6             /* CPUs needed to give each process its own */
 
-struct opts {
-	const char *json;
-	const char *socket;
-	unsigned int pages;
-	size_t page_size;
-	unsigned int batch;
-	unsigned int reps;
-	int sweep;
-};
+/* The remote sweep moves less than the local one: it runs at a tenth of the speed. */
+#define REMOTE_SWEEP_BYTES (SWEEP_CAP / 8)
+#define REMOTE_SWEEP_PAGES 2048U
+#define REMOTE_SWEEP_REPS  3U
 
 struct engine {
 	pid_t pid;
@@ -63,26 +62,18 @@ struct engine {
 	char log[PATH_MAX];
 };
 
-/* One measured series: per-operation samples in ns, plus per-rep throughput. */
-struct series {
-	double *ns;
-	size_t n, cap;
-	double rep_rate[64];
-	unsigned int nrep;
-};
-
 static struct engine g_eng[MAX_ENGINES];
 static unsigned int g_neng;
 static pid_t g_child = -1;
 static char g_dir[128];
-static double g_tsc_ghz;
 static int g_huge;
-static FILE *g_json;
-static int g_json_first = 1;
+static cpu_set_t g_start_cpus; /* the affinity the bench was started with */
+double g_tsc_ghz;
+struct placement g_place;
 
 /* ---------------------------------------------------------------- time */
 
-static uint64_t
+uint64_t
 now_ns(void)
 {
 	struct timespec ts;
@@ -99,17 +90,7 @@ cpu_relax(void)
 #endif
 }
 
-static inline uint64_t
-ticks(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	return __builtin_ia32_rdtsc();
-#else
-	return now_ns();
-#endif
-}
-
-static double
+double
 ticks_to_ns(uint64_t t)
 {
 	return (double)t / g_tsc_ghz;
@@ -133,7 +114,7 @@ calibrate_tsc(void)
 
 /* ---------------------------------------------------------------- stats */
 
-static void
+void
 series_add(struct series *s, double ns)
 {
 	if (s->n == s->cap) {
@@ -149,7 +130,7 @@ series_add(struct series *s, double ns)
 	s->ns[s->n++] = ns;
 }
 
-static void
+void
 series_rep(struct series *s, double rate)
 {
 	if (s->nrep < sizeof(s->rep_rate) / sizeof(s->rep_rate[0])) {
@@ -157,7 +138,7 @@ series_rep(struct series *s, double rate)
 	}
 }
 
-static void
+void
 series_free(struct series *s)
 {
 	free(s->ns);
@@ -172,7 +153,7 @@ cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-static double
+double
 pct(double *v, size_t n, double p)
 {
 	size_t i;
@@ -185,7 +166,7 @@ pct(double *v, size_t n, double p)
 	return v[i < n ? i : n - 1];
 }
 
-static double
+double
 mean(const double *v, size_t n)
 {
 	double s = 0.0;
@@ -197,54 +178,20 @@ mean(const double *v, size_t n)
 	return n ? s / (double)n : 0.0;
 }
 
-static double
+double
 rate_median(struct series *s)
 {
 	return pct(s->rep_rate, s->nrep, 50.0);
 }
 
-/* ---------------------------------------------------------------- json */
-
-static void
-json_num(const char *key, double v)
-{
-	if (g_json == NULL) {
-		return;
-	}
-	fprintf(g_json, "%s\n  \"%s\": %.6g", g_json_first ? "" : ",", key, v);
-	g_json_first = 0;
-}
-
-static void
-json_str(const char *key, const char *v)
-{
-	const char *p;
-
-	if (g_json == NULL) {
-		return;
-	}
-	fprintf(g_json, "%s\n  \"%s\": \"", g_json_first ? "" : ",", key);
-	for (p = v; *p; p++) {
-		if (*p == '"' || *p == '\\') {
-			fputc('\\', g_json);
-		}
-		if ((unsigned char)*p >= 0x20) {
-			fputc(*p, g_json);
-		}
-	}
-	fputc('"', g_json);
-	g_json_first = 0;
-}
-
 /* ---------------------------------------------------------------- helpers */
 
-static void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
-
-static void
+void
 die(const char *fmt, ...)
 {
 	va_list ap;
 
+	fflush(stdout);
 	va_start(ap, fmt);
 	fputs("peercache-bench: ", stderr);
 	vfprintf(stderr, fmt, ap);
@@ -253,12 +200,13 @@ die(const char *fmt, ...)
 	exit(1);
 }
 
-static void
+void
 pin(int cpu)
 {
 	cpu_set_t set;
 
-	if (cpu < 0 || sysconf(_SC_NPROCESSORS_ONLN) <= cpu) {
+	if (cpu < 0 || cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, &g_start_cpus)) {
+		(void)sched_setaffinity(0, sizeof(g_start_cpus), &g_start_cpus);
 		return;
 	}
 	CPU_ZERO(&set);
@@ -266,17 +214,10 @@ pin(int cpu)
 	(void)sched_setaffinity(0, sizeof(set), &set);
 }
 
-static void
-unpin(void)
+void
+pin_client(void)
 {
-	cpu_set_t set;
-	long n = sysconf(_SC_NPROCESSORS_ONLN), i;
-
-	CPU_ZERO(&set);
-	for (i = 0; i < n && i < CPU_SETSIZE; i++) {
-		CPU_SET((int)i, &set);
-	}
-	(void)sched_setaffinity(0, sizeof(set), &set);
+	pin(g_place.client_cpu);
 }
 
 static void *
@@ -290,7 +231,7 @@ shared_alloc(size_t len)
 	return p;
 }
 
-static void *
+void *
 buf_alloc(size_t len)
 {
 	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
@@ -306,7 +247,83 @@ buf_alloc(size_t len)
 	return p;
 }
 
-static void
+void
+buf_free(void *p, size_t len)
+{
+	if (p != NULL) {
+		munmap(p, len);
+	}
+}
+
+int
+find_in_path(const char *name, char *out, size_t len)
+{
+	const char *path = getenv("PATH");
+	const char *p;
+
+	if (path == NULL || *path == 0) {
+		path = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin";
+	}
+	for (p = path; *p;) {
+		size_t dl = strcspn(p, ":");
+
+		if (dl > 0 && (size_t)snprintf(out, len, "%.*s/%s", (int)dl, p, name) < len &&
+		    access(out, X_OK) == 0) {
+			return 0;
+		}
+		p += dl;
+		if (*p == ':') {
+			p++;
+		}
+	}
+	out[0] = 0;
+	return -ENOENT;
+}
+
+/* ---------------------------------------------------------------- sweep grid */
+
+static const size_t g_sweep_sizes[] = {4096, 16384, 65536, 262144, 1 << 20, 4 << 20, 8 << 20};
+static const unsigned int g_sweep_batches[] = {1, 4, 16, 32, 128};
+
+int
+sweep_point(unsigned int idx, size_t *size, unsigned int *batch)
+{
+	const size_t nb = sizeof(g_sweep_batches) / sizeof(g_sweep_batches[0]);
+	const size_t ns = sizeof(g_sweep_sizes) / sizeof(g_sweep_sizes[0]);
+	size_t k;
+	unsigned int seen = 0;
+
+	for (k = 0; k < ns * nb; k++) {
+		size_t sz = g_sweep_sizes[k / nb];
+		unsigned int b = g_sweep_batches[k % nb];
+
+		if (sz * b > SWEEP_CAP / 2) {
+			continue;
+		}
+		if (seen++ == idx) {
+			*size = sz;
+			*batch = b;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+unsigned int
+sweep_pages(size_t size, unsigned int batch, size_t bytes, unsigned int max_pages)
+{
+	size_t pages = bytes / size;
+
+	if (pages > max_pages) {
+		pages = max_pages;
+	}
+	if (pages < batch) {
+		pages = batch;
+	}
+	return (unsigned int)pages;
+}
+
+void
 fill_pattern(unsigned char *p, size_t len, uint64_t seed)
 {
 	size_t i;
@@ -318,7 +335,7 @@ fill_pattern(unsigned char *p, size_t len, uint64_t seed)
 	}
 }
 
-static void
+void
 fmt_size(char *out, size_t len, size_t b)
 {
 	if (b >= (1U << 20) && b % (1U << 20) == 0) {
@@ -337,6 +354,7 @@ stop_engines(void)
 {
 	unsigned int i;
 
+	redis_stop();
 	if (g_child > 0) {
 		kill(g_child, SIGKILL);
 		waitpid(g_child, NULL, 0);
@@ -376,6 +394,36 @@ stop_engines(void)
 }
 
 /*
+ * --reserve-hugepages: nr_hugepages before the run (-1: not changed), put
+ * back at exit, on error and on SIGINT/SIGTERM.
+ */
+#define NR_HUGEPAGES "/proc/sys/vm/nr_hugepages"
+static long g_huge_restore = -1;
+
+static void
+huge_write(long n)
+{
+	char buf[32];
+	int len = snprintf(buf, sizeof(buf), "%ld\n", n);
+	int fd = open(NR_HUGEPAGES, O_WRONLY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		(void)!write(fd, buf, (size_t)len);
+		close(fd);
+	}
+}
+
+/* Async-signal-safe: open, write, close. */
+static void
+huge_restore(void)
+{
+	if (g_huge_restore >= 0) {
+		huge_write(g_huge_restore);
+		g_huge_restore = -1;
+	}
+}
+
+/*
  * Async-signal-safe: SIGTERM the engines, reap them, remove the files, then
  * die of the same signal. The handler is reset first, so a second Ctrl-C
  * ends the bench at once should an engine not stop.
@@ -388,6 +436,14 @@ on_signal(int sig)
 	signal(sig, SIG_DFL);
 	if (g_child > 0) {
 		kill(g_child, SIGKILL);
+	}
+	if (g_redis.pid > 0) {
+		kill(g_redis.pid, SIGTERM);
+		waitpid(g_redis.pid, NULL, 0);
+	}
+	if (g_redis.dir[0]) {
+		unlink(g_redis.log);
+		rmdir(g_redis.dir);
 	}
 	for (i = 0; i < g_neng; i++) {
 		if (g_eng[i].pid > 0) {
@@ -405,10 +461,11 @@ on_signal(int sig)
 	if (g_dir[0]) {
 		rmdir(g_dir);
 	}
+	huge_restore();
 	raise(sig);
 }
 
-static int
+int
 free_port(void)
 {
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -445,7 +502,45 @@ meminfo_kib(const char *key)
 	return v;
 }
 
-/* Whether `need` MiB of hugepages are free (nothing is reserved here). */
+/*
+ * Make `need_mib` of hugepages free, as the engines' segments (plus EAL's
+ * 256 MiB each) would have them on a production node: the fast path is
+ * built on them, and without them every first touch of a 4 KiB page is a
+ * page fault (about 20 us on the VM of docs/benchmarks.md). Root only; the
+ * kernel may grant fewer (fragmented memory), and the engines then start
+ * with --no-huge as before.
+ */
+static void
+huge_reserve(long need_mib)
+{
+	long size_kib = meminfo_kib("Hugepagesize");
+	long total = meminfo_kib("HugePages_Total");
+	long free_pages = meminfo_kib("HugePages_Free");
+	long want;
+
+	if (size_kib <= 0 || total < 0 || free_pages < 0) {
+		printf("hugepages: none on this kernel; engines use --no-huge\n");
+		return;
+	}
+	want = (need_mib * 1024 + size_kib - 1) / size_kib;
+	if (free_pages >= want) {
+		return;
+	}
+	if (geteuid() != 0) {
+		printf("hugepages: %ld free, %ld wanted; --reserve-hugepages needs root, engines "
+		       "use --no-huge\n",
+		       free_pages, want);
+		return;
+	}
+	g_huge_restore = total;
+	atexit(huge_restore);
+	huge_write(total + want - free_pages);
+	printf("hugepages: nr_hugepages %ld -> %ld for this run (%ld free now); put back at "
+	       "exit\n",
+	       total, meminfo_kib("HugePages_Total"), meminfo_kib("HugePages_Free"));
+}
+
+/* Whether `need` MiB of hugepages are free. */
 static int
 huge_free(long need_mib)
 {
@@ -540,7 +635,7 @@ start_engine(unsigned int idx, const char *host, int disc_port, unsigned int seg
 
 	argv[argc++] = bin;
 	argv[argc++] = (char *)"-l";
-	argv[argc++] = (char *)"0-1";
+	argv[argc++] = g_place.eng[idx];
 	if (!huge_free((long)seg_mib + 256)) {
 		argv[argc++] = (char *)"--no-huge";
 	} else {
@@ -572,6 +667,8 @@ start_engine(unsigned int idx, const char *host, int disc_port, unsigned int seg
 			dup2(fd, 2);
 			close(fd);
 		}
+		/* Not the client's CPU: EAL pins the lcores, its other threads stay free. */
+		pin(-1);
 		execv(bin, argv);
 		_exit(127);
 	}
@@ -650,7 +747,7 @@ rss_kib(pid_t pid, long *segment_kib)
 
 /* ---------------------------------------------------------------- table */
 
-static void
+void
 table_head(const char *title)
 {
 	printf("\n== %s\n", title);
@@ -658,8 +755,9 @@ table_head(const char *title)
 	       "P99(us)", "ops");
 }
 
-static void
-table_row(const char *what, size_t blk, unsigned int batch, struct series *s)
+void
+table_row(const char *name, const char *what, size_t blk, unsigned int batch, int sweep,
+	  struct series *s)
 {
 	char b[32];
 	double gbps = rate_median(s), avg = mean(s->ns, s->n) / 1000.0;
@@ -667,6 +765,7 @@ table_row(const char *what, size_t blk, unsigned int batch, struct series *s)
 
 	fmt_size(b, sizeof(b), blk);
 	printf("%-10s %6u %10.3f %14.2f %12.2f %12zu  %s\n", b, batch, gbps, avg, p99, s->n, what);
+	row_add(name, blk, batch, sweep, gbps, avg, p99, s->n);
 }
 
 /* ---------------------------------------------------------------- ring */
@@ -690,7 +789,7 @@ baseline_pingpong(struct series *s)
 	if (g_child == 0) {
 		uint64_t seen = 0;
 
-		pin(1);
+		pin(g_place.ring_cpu[1]);
 		while (!pp->stop) {
 			uint64_t v = pp->req;
 
@@ -701,7 +800,7 @@ baseline_pingpong(struct series *s)
 		}
 		_exit(0);
 	}
-	pin(0);
+	pin(g_place.ring_cpu[0]);
 	for (i = 1; i <= RTT_WARMUP + RTT_ITERS; i++) {
 		uint64_t t0 = ticks();
 
@@ -716,7 +815,7 @@ baseline_pingpong(struct series *s)
 	pp->stop = 1;
 	waitpid(g_child, NULL, 0);
 	g_child = -1;
-	unpin();
+	pin_client();
 	munmap(pp, sizeof(*pp));
 }
 
@@ -745,9 +844,9 @@ baseline_rte_ring(struct series *s)
 		die("fork: %s", strerror(errno));
 	}
 	if (g_child == 0) {
-		uint64_t obj;
+		uint64_t obj = 0;
 
-		pin(1);
+		pin(g_place.ring_cpu[1]);
 		while (!*stop) {
 			if (rte_ring_sc_dequeue_elem(req, &obj, sizeof(obj)) == 0) {
 				while (rte_ring_sp_enqueue_elem(resp, &obj, sizeof(obj)) != 0) {
@@ -756,7 +855,7 @@ baseline_rte_ring(struct series *s)
 		}
 		_exit(0);
 	}
-	pin(0);
+	pin(g_place.ring_cpu[0]);
 	for (i = 1; i <= RTT_WARMUP + RTT_ITERS; i++) {
 		uint64_t t0 = ticks();
 		uint64_t obj = 0;
@@ -778,7 +877,7 @@ baseline_rte_ring(struct series *s)
 	*stop = 1;
 	waitpid(g_child, NULL, 0);
 	g_child = -1;
-	unpin();
+	pin_client();
 	munmap(mem, 2 * (size_t)sz + 64);
 }
 
@@ -1078,9 +1177,10 @@ local_point(struct pc_client *c, struct xfer *x, unsigned int pages, unsigned in
 	}
 }
 
+/* One point of local: SET/GET through the engine and the memcpy baseline (sweep 0: JSON too). */
 static void
 local_one(struct pc_client *c, size_t size, unsigned int batch, unsigned int pages,
-	  unsigned int reps, int record)
+	  unsigned int reps, int sweep)
 {
 	struct xfer x;
 	struct series set = {0}, get = {0}, mc = {0};
@@ -1092,15 +1192,15 @@ local_one(struct pc_client *c, size_t size, unsigned int batch, unsigned int pag
 	xfer_init(&x, size, batch);
 	local_point(c, &x, pages, reps, &set, &get);
 	baseline_memcpy(&x, pages, reps, &mc);
-	table_row("SET (engine)", size, batch, &set);
-	table_row("GET (engine)", size, batch, &get);
-	table_row("memcpy (baseline)", size, batch, &mc);
+	table_row("local.set", "SET (engine)", size, batch, sweep, &set);
+	table_row("local.get", "GET (engine)", size, batch, sweep, &get);
+	table_row("local.memcpy", "memcpy (baseline)", size, batch, sweep, &mc);
 	sg = rate_median(&set);
 	gg = rate_median(&get);
 	mg = rate_median(&mc);
 	printf("%-10s %6s ratio GET/memcpy %.2f, SET/memcpy %.2f (issue 7 target: >= 0.85)\n", "",
 	       "", gg / mg, sg / mg);
-	if (record) {
+	if (!sweep) {
 		json_num("local.page_size", (double)size);
 		json_num("local.batch", batch);
 		json_num("local.get_gbps", gg);
@@ -1125,28 +1225,16 @@ run_local(const char *sock, const struct opts *o)
 	struct pc_client *c = connect_or_die(sock, "bench-local");
 
 	table_head("local: SET and GET through one engine vs single-threaded memcpy");
-	local_one(c, o->page_size, o->batch, o->pages, o->reps, 1);
+	local_one(c, o->page_size, o->batch, o->pages, o->reps, 0);
 	if (o->sweep) {
-		static const size_t sizes[] = {4096,    16384,   65536,  262144,
-					       1 << 20, 4 << 20, 8 << 20};
-		static const unsigned int batches[] = {1, 4, 16, 32, 128};
-		size_t si, bi;
+		size_t size;
+		unsigned int batch, idx;
 
 		table_head("local sweep");
-		for (si = 0; si < sizeof(sizes) / sizeof(sizes[0]); si++) {
-			for (bi = 0; bi < sizeof(batches) / sizeof(batches[0]); bi++) {
-				size_t blen = sizes[si] * batches[bi];
-				unsigned int pages;
-
-				if (blen > SWEEP_CAP / 2) {
-					continue;
-				}
-				pages = (unsigned int)(SWEEP_CAP / 4 / sizes[si]);
-				if (pages > 4096) {
-					pages = 4096;
-				}
-				local_one(c, sizes[si], batches[bi], pages, 3, 0);
-			}
+		for (idx = 0; sweep_point(idx, &size, &batch) == 0; idx++) {
+			local_one(c, size, batch,
+				  sweep_pages(size, batch, SWEEP_BYTES, SWEEP_MAX_PAGES),
+				  SWEEP_REPS, 1);
 		}
 	}
 	pc_client_close(c);
@@ -1293,6 +1381,7 @@ baseline_tcp(struct xfer *x, unsigned int pages, unsigned int reps, unsigned int
 		die("fork: %s", strerror(errno));
 	}
 	if (g_child == 0) {
+		pin(g_place.peer_cpu);
 		tcp_server(lfd, conns, per_conn_max);
 		_exit(0);
 	}
@@ -1404,161 +1493,200 @@ channels_open(const char *sock)
 	return (unsigned int)strtoul(at + 1, NULL, 10);
 }
 
+/*
+ * One point of remote: store pages x (reps + 1) fresh pages on A, wait until B
+ * sees them all, then GET each repetition's slice through B (rep 0: warm-up),
+ * every page checked and read remotely; then the raw TCP baseline over as many
+ * connections as B has data channels open. A's pages are deleted at the end.
+ */
+static void
+remote_point(struct pc_client *a, struct pc_client *b, size_t size, unsigned int batch,
+	     unsigned int pages, unsigned int reps, int sweep)
+{
+	struct xfer x;
+	struct keyset all;
+	struct series get = {0}, raw = {0};
+	struct pc_client_stats st0, st1;
+	unsigned int r, first, i, conns;
+	char prefix[32];
+	double hits;
+
+	if (pages < batch) {
+		pages = batch;
+	}
+	xfer_init(&x, size, batch);
+	snprintf(prefix, sizeof(prefix), "bench-remote-b%u", batch);
+	keys_make(&all, pages * (reps + 1), prefix, size, 0);
+	store_all(a, &x, &all);
+	wait_visible(b, &all);
+	pc_client_stats(b, &st0);
+	for (r = 0; r <= reps; r++) {
+		uint64_t total = 0;
+
+		for (first = 0; first < pages; first += batch) {
+			unsigned int n = pages - first < batch ? pages - first : batch;
+			unsigned char *d = xfer_next_dst(&x);
+			uint64_t t0, t;
+			int rc;
+
+			xfer_point_iov(&x, d, n);
+			t0 = ticks();
+			rc = pc_client_batch_get(b, n, all.ptr + (size_t)r * pages + first, x.iov,
+						 x.niov, x.res);
+			t = ticks() - t0;
+			if (rc < 0 || (unsigned int)rc != n) {
+				die("remote GET: %d of %u (results[0] %d)", rc, n, x.res[0]);
+			}
+			for (i = 0; i < n; i++) {
+				if (memcmp(d + (size_t)i * size, x.src + (size_t)i * size, size) !=
+				    0) {
+					die("remote GET %s: bytes differ",
+					    all.ptr[(size_t)r * pages + first + i]);
+				}
+			}
+			total += t;
+			if (r > 0) {
+				series_add(&get, ticks_to_ns(t));
+			}
+		}
+		if (r > 0) {
+			series_rep(&get, (double)pages * (double)size / ticks_to_ns(total));
+		}
+	}
+	pc_client_stats(b, &st1);
+	hits = (double)(st1.remote_hits - st0.remote_hits);
+	conns = channels_open(g_eng[1].sock);
+	if (conns == 0) {
+		conns = 1;
+	}
+	baseline_tcp(&x, pages, reps, conns, &raw);
+	table_row("remote.get", "remote GET (engine B <- A)", size, batch, sweep, &get);
+	table_row("remote.raw_tcp", "raw TCP (baseline)", size, batch, sweep, &raw);
+	printf("%-10s %6s ratio GET/raw TCP %.2f (issue 7 target: >= 0.80); %.0f of %u pages "
+	       "read remotely, %u connection(s)\n",
+	       "", "", rate_median(&get) / rate_median(&raw), hits, pages * (reps + 1), conns);
+	if (!sweep) {
+		json_num("remote.page_size", (double)size);
+		json_num("remote.batch", batch);
+		json_num("remote.get_gbps", rate_median(&get));
+		json_num("remote.get_lat_us_avg", mean(get.ns, get.n) / 1000.0);
+		json_num("remote.get_lat_us_p99", pct(get.ns, get.n, 99.0) / 1000.0);
+		json_num("remote.raw_tcp_gbps", rate_median(&raw));
+		json_num("remote.raw_tcp_lat_us_avg", mean(raw.ns, raw.n) / 1000.0);
+		json_num("remote.raw_tcp_lat_us_p99", pct(raw.ns, raw.n, 99.0) / 1000.0);
+		json_num("remote.raw_tcp_connections", conns);
+		json_num("remote.ratio_get_raw_tcp", rate_median(&get) / rate_median(&raw));
+		json_num("remote.remote_hits", hits);
+	}
+	/* Free A's segment for the next point (pages are reusable at once: no quarantine). */
+	for (first = 0; first < all.n; first += PC_CLIENT_BATCH_MAX) {
+		unsigned int n =
+			all.n - first < PC_CLIENT_BATCH_MAX ? all.n - first : PC_CLIENT_BATCH_MAX;
+
+		(void)pc_client_delete(a, n, all.ptr + first, NULL);
+	}
+	keys_free(&all);
+	xfer_free(&x);
+	series_free(&get);
+	series_free(&raw);
+}
+
+/* EXISTS of EXISTS_BATCH 4 KiB pages stored on A: on A, and through B. */
+static void
+exists_bench(struct pc_client *a, struct pc_client *b, const struct opts *o)
+{
+	struct keyset lk;
+	struct xfer x;
+	struct series exl = {0}, exr = {0};
+	unsigned int iters = 200, i, r;
+
+	xfer_init(&x, 4096, EXISTS_BATCH);
+	keys_make(&lk, EXISTS_BATCH, "bench-exists", 0, 0);
+	xfer_point_iov(&x, x.src, EXISTS_BATCH);
+	if (pc_client_batch_set(a, lk.n, lk.ptr, x.iov, x.niov, 0, x.res) != (int)lk.n) {
+		die("SET for EXISTS failed");
+	}
+	wait_visible(b, &lk);
+	for (r = 0; r <= o->reps; r++) {
+		uint64_t tl = 0, tx = 0;
+
+		for (i = 0; i < iters; i++) {
+			uint64_t t0 = ticks(), t;
+			int rc = pc_client_batch_exists(a, lk.n, lk.ptr, NULL);
+
+			t = ticks() - t0;
+			if (rc != (int)lk.n) {
+				die("local EXISTS counted %d of %u", rc, lk.n);
+			}
+			tl += t;
+			if (r > 0) {
+				series_add(&exl, ticks_to_ns(t));
+			}
+			t0 = ticks();
+			rc = pc_client_batch_exists(b, lk.n, lk.ptr, NULL);
+			t = ticks() - t0;
+			if (rc != (int)lk.n) {
+				die("cross-node EXISTS counted %d of %u", rc, lk.n);
+			}
+			tx += t;
+			if (r > 0) {
+				series_add(&exr, ticks_to_ns(t));
+			}
+		}
+		if (r > 0) {
+			series_rep(&exl, (double)iters * lk.n / ticks_to_ns(tl) * 1e9);
+			series_rep(&exr, (double)iters * lk.n / ticks_to_ns(tx) * 1e9);
+		}
+	}
+	printf("\n== exists: EXISTS of %u-key batches (keys/s)\n", EXISTS_BATCH);
+	printf("%-28s %14s %14s %12s\n", "", "keys/s", "avg lat (us)", "p99 (us)");
+	printf("%-28s %14.0f %14.2f %12.2f\n", "local (on A)", rate_median(&exl),
+	       mean(exl.ns, exl.n) / 1000.0, pct(exl.ns, exl.n, 99.0) / 1000.0);
+	printf("%-28s %14.0f %14.2f %12.2f\n", "cross-node (through B)", rate_median(&exr),
+	       mean(exr.ns, exr.n) / 1000.0, pct(exr.ns, exr.n, 99.0) / 1000.0);
+	json_num("exists.keys_per_s", rate_median(&exl));
+	json_num("exists.cross_keys_per_s", rate_median(&exr));
+	json_num("exists.lat_us_avg", mean(exl.ns, exl.n) / 1000.0);
+	json_num("exists.lat_us_p99", pct(exl.ns, exl.n, 99.0) / 1000.0);
+	json_num("exists.cross_lat_us_p99", pct(exr.ns, exr.n, 99.0) / 1000.0);
+	(void)pc_client_delete(a, lk.n, lk.ptr, NULL);
+	keys_free(&lk);
+	xfer_free(&x);
+	series_free(&exl);
+	series_free(&exr);
+}
+
 static void
 run_remote_and_exists(const struct opts *o, int do_remote, int do_exists)
 {
 	struct pc_client *a, *b;
-	struct xfer x;
-	struct keyset all, lk;
-	struct series get = {0}, raw = {0}, exl = {0}, exr = {0};
-	unsigned int pages = o->pages < o->batch ? o->batch : o->pages;
-	unsigned int reps = do_remote ? o->reps : 0, r, first, conns;
-	struct pc_client_stats st0, st1;
 	int port = free_port();
 
 	start_engine(0, "127.0.0.1", port, 2048);
 	start_engine(1, "127.0.0.2", port, 1024);
 	a = connect_or_die(g_eng[0].sock, "bench-remote");
 	b = connect_or_die(g_eng[1].sock, "bench-remote");
-	xfer_init(&x, o->page_size, o->batch);
-	/* A slice of fresh keys per rep (rep 0: warm-up), plus one for cross-node EXISTS. */
-	keys_make(&all, pages * (reps + 2), "bench-remote", x.size, 0);
-	store_all(a, &x, &all);
-	wait_visible(b, &all);
-
 	if (do_remote) {
 		table_head("remote: GET through B of pages stored on A (TCP) vs raw TCP sockets");
-		pc_client_stats(b, &st0);
-		for (r = 0; r <= reps; r++) {
-			uint64_t total = 0;
-
-			for (first = 0; first < pages; first += x.batch) {
-				unsigned int n = pages - first < x.batch ? pages - first : x.batch;
-				unsigned char *d = xfer_next_dst(&x);
-				uint64_t t0, t;
-				int rc;
-
-				xfer_point_iov(&x, d, n);
-				t0 = ticks();
-				rc = pc_client_batch_get(b, n, all.ptr + (size_t)r * pages + first,
-							 x.iov, x.niov, x.res);
-				t = ticks() - t0;
-				if (rc < 0 || (unsigned int)rc != n) {
-					die("remote GET: %d of %u (results[0] %d)", rc, n,
-					    x.res[0]);
-				}
-				if (memcmp(d, x.src, x.size) != 0) {
-					die("remote GET: bytes differ");
-				}
-				total += t;
-				if (r > 0) {
-					series_add(&get, ticks_to_ns(t));
-				}
-			}
-			if (r > 0) {
-				series_rep(&get,
-					   (double)pages * (double)x.size / ticks_to_ns(total));
-			}
-		}
-		pc_client_stats(b, &st1);
-		conns = channels_open(g_eng[1].sock);
-		if (conns == 0) {
-			conns = 1;
-		}
-		baseline_tcp(&x, pages, reps, conns, &raw);
-		table_row("remote GET (engine B <- A)", x.size, x.batch, &get);
-		table_row("raw TCP (baseline)", x.size, x.batch, &raw);
-		printf("%-10s %6s ratio GET/raw TCP %.2f (issue 7 target: >= 0.80); %llu of %u "
-		       "pages "
-		       "read remotely, %u connection(s)\n",
-		       "", "", rate_median(&get) / rate_median(&raw),
-		       (unsigned long long)(st1.remote_hits - st0.remote_hits), pages * (reps + 1),
-		       conns);
-		json_num("remote.page_size", (double)x.size);
-		json_num("remote.batch", x.batch);
-		json_num("remote.get_gbps", rate_median(&get));
-		json_num("remote.get_lat_us_avg", mean(get.ns, get.n) / 1000.0);
-		json_num("remote.get_lat_us_p99", pct(get.ns, get.n, 99.0) / 1000.0);
-		json_num("remote.raw_tcp_gbps", rate_median(&raw));
-		json_num("remote.raw_tcp_connections", conns);
-		json_num("remote.ratio_get_raw_tcp", rate_median(&get) / rate_median(&raw));
-		json_num("remote.remote_hits", (double)(st1.remote_hits - st0.remote_hits));
+		remote_point(a, b, o->page_size, o->batch, o->pages, o->reps, 0);
 	}
-
 	if (do_exists) {
-		unsigned int iters = 200, i;
-		struct keyset cross = {.buf = all.buf + (size_t)(reps + 1) * pages,
-				       .ptr = all.ptr + (size_t)(reps + 1) * pages,
-				       .n = pages};
-
-		keys_make(&lk, EXISTS_BATCH, "bench-exists", 0, 0);
-		xfer_point_iov(&x, x.src, 1);
-		for (i = 0; i < EXISTS_BATCH; i += x.batch) {
-			unsigned int n = EXISTS_BATCH - i < x.batch ? EXISTS_BATCH - i : x.batch;
-			unsigned int j;
-
-			xfer_point_iov(&x, x.src, n);
-			for (j = 0; j < n; j++) {
-				x.iov[j].len = 4096;
-			}
-			if (pc_client_batch_set(a, n, lk.ptr + i, x.iov, x.niov, i, x.res) < 0) {
-				die("SET for EXISTS failed");
-			}
-		}
-		if (cross.n > EXISTS_BATCH) {
-			cross.n = EXISTS_BATCH;
-		}
-		for (r = 0; r <= o->reps; r++) {
-			uint64_t tl = 0, tx = 0;
-
-			for (i = 0; i < iters; i++) {
-				uint64_t t0 = ticks(), t;
-				int rc = pc_client_batch_exists(a, lk.n, lk.ptr, NULL);
-
-				t = ticks() - t0;
-				if (rc != (int)lk.n) {
-					die("local EXISTS counted %d of %u", rc, lk.n);
-				}
-				tl += t;
-				if (r > 0) {
-					series_add(&exl, ticks_to_ns(t));
-				}
-				t0 = ticks();
-				rc = pc_client_batch_exists(b, cross.n, cross.ptr, NULL);
-				t = ticks() - t0;
-				if (rc != (int)cross.n) {
-					die("cross-node EXISTS counted %d of %u", rc, cross.n);
-				}
-				tx += t;
-				if (r > 0) {
-					series_add(&exr, ticks_to_ns(t));
-				}
-			}
-			if (r > 0) {
-				series_rep(&exl, (double)iters * lk.n / ticks_to_ns(tl) * 1e9);
-				series_rep(&exr, (double)iters * cross.n / ticks_to_ns(tx) * 1e9);
-			}
-		}
-		printf("\n== exists: EXISTS of %u-key batches (keys/s)\n", EXISTS_BATCH);
-		printf("%-28s %14s %14s %12s\n", "", "keys/s", "avg lat (us)", "p99 (us)");
-		printf("%-28s %14.0f %14.2f %12.2f\n", "local (on A)", rate_median(&exl),
-		       mean(exl.ns, exl.n) / 1000.0, pct(exl.ns, exl.n, 99.0) / 1000.0);
-		printf("%-28s %14.0f %14.2f %12.2f\n", "cross-node (through B)", rate_median(&exr),
-		       mean(exr.ns, exr.n) / 1000.0, pct(exr.ns, exr.n, 99.0) / 1000.0);
-		json_num("exists.keys_per_s", rate_median(&exl));
-		json_num("exists.cross_keys_per_s", rate_median(&exr));
-		json_num("exists.lat_us_p99", pct(exl.ns, exl.n, 99.0) / 1000.0);
-		json_num("exists.cross_lat_us_p99", pct(exr.ns, exr.n, 99.0) / 1000.0);
-		keys_free(&lk);
+		exists_bench(a, b, o);
 	}
-	keys_free(&all);
-	xfer_free(&x);
+	if (do_remote && o->sweep) {
+		size_t size;
+		unsigned int batch, idx;
+
+		table_head("remote sweep");
+		for (idx = 0; sweep_point(idx, &size, &batch) == 0; idx++) {
+			remote_point(
+				a, b, size, batch,
+				sweep_pages(size, batch, REMOTE_SWEEP_BYTES, REMOTE_SWEEP_PAGES),
+				REMOTE_SWEEP_REPS, 1);
+		}
+	}
 	pc_client_close(a);
 	pc_client_close(b);
-	series_free(&get);
-	series_free(&raw);
-	series_free(&exl);
-	series_free(&exr);
 }
 
 /* ---------------------------------------------------------------- rss */
@@ -1620,14 +1748,140 @@ machine(void)
 	json_str("machine.kernel", u.release);
 }
 
+/* ---------------------------------------------------------------- placement */
+
+/* Add the CPUs of one EAL lcore list ("N", "N-M", or such items joined by ',') to set. */
+static int
+lcores_parse(const char *list, cpu_set_t *set)
+{
+	const char *p = list;
+
+	while (*p) {
+		char *end;
+		unsigned long lo = strtoul(p, &end, 10), hi = lo, c;
+
+		if (end == p) {
+			return -EINVAL;
+		}
+		p = end;
+		if (*p == '-') {
+			hi = strtoul(p + 1, &end, 10);
+			if (end == p + 1) {
+				return -EINVAL;
+			}
+			p = end;
+		}
+		if (hi < lo || hi >= CPU_SETSIZE || (*p != 0 && *p != ',')) {
+			return -EINVAL;
+		}
+		for (c = lo; c <= hi; c++) {
+			CPU_SET((int)c, set);
+		}
+		if (*p == ',') {
+			p++;
+		}
+	}
+	return 0;
+}
+
+static void
+fmt_pair(char *out, size_t len, int a, int b)
+{
+	snprintf(out, len, b == a + 1 ? "%d-%d" : "%d,%d", a, b);
+}
+
+/*
+ * Where the engines, the client and the baselines' second process run. With
+ * PLACE_CPUS usable CPUs or more each gets its own: client on the first,
+ * engine A on the next two, engine B on the two after, the baselines' peer
+ * (ring and raw TCP baselines, redis-server) on the sixth; the ring baselines'
+ * two processes sit on the client's and the peer's CPUs as the client and an
+ * engine worker do. With fewer, as before: both engines on 0-1, nothing else
+ * pinned but the ring baselines (0 and 1). --engine-lcores "A" (both engines)
+ * or "A,B" replaces the engines' lists; client and peer then take the first
+ * CPUs the engines leave free.
+ */
+static void
+placement_init(const char *engine_lcores)
+{
+	int cpus[CPU_SETSIZE], n = 0, i, big;
+	char peer[32] = "not pinned", client[32] = "not pinned";
+	cpu_set_t used;
+
+	for (i = 0; i < CPU_SETSIZE; i++) {
+		if (CPU_ISSET(i, &g_start_cpus)) {
+			cpus[n++] = i;
+		}
+	}
+	big = n >= PLACE_CPUS;
+	g_place.client_cpu = -1;
+	g_place.peer_cpu = -1;
+	g_place.ring_cpu[0] = 0;
+	g_place.ring_cpu[1] = 1;
+	if (engine_lcores != NULL) {
+		const char *comma = strchr(engine_lcores, ',');
+		size_t la = comma ? (size_t)(comma - engine_lcores) : strlen(engine_lcores);
+
+		if (la == 0 || la >= sizeof(g_place.eng[0]) ||
+		    strlen(engine_lcores) >= sizeof(g_place.eng[0])) {
+			die("--engine-lcores: expected A or A,B (e.g. 0-1 or 1-2,3-4), got \"%s\"",
+			    engine_lcores);
+		}
+		snprintf(g_place.eng[0], sizeof(g_place.eng[0]), "%.*s", (int)la, engine_lcores);
+		snprintf(g_place.eng[1], sizeof(g_place.eng[1]), "%s",
+			 comma ? comma + 1 : g_place.eng[0]);
+		if (strchr(g_place.eng[1], ',') != NULL) {
+			die("--engine-lcores: expected A or A,B (e.g. 0-1 or 1-2,3-4), got \"%s\"",
+			    engine_lcores);
+		}
+	} else if (big) {
+		fmt_pair(g_place.eng[0], sizeof(g_place.eng[0]), cpus[1], cpus[2]);
+		fmt_pair(g_place.eng[1], sizeof(g_place.eng[1]), cpus[3], cpus[4]);
+	} else {
+		snprintf(g_place.eng[0], sizeof(g_place.eng[0]), "0-1");
+		snprintf(g_place.eng[1], sizeof(g_place.eng[1]), "0-1");
+	}
+	CPU_ZERO(&used);
+	if (lcores_parse(g_place.eng[0], &used) != 0 || lcores_parse(g_place.eng[1], &used) != 0) {
+		die("--engine-lcores: expected A or A,B (e.g. 0-1 or 1-2,3-4), got \"%s\"",
+		    engine_lcores ? engine_lcores : "");
+	}
+	for (i = 0; big && i < n; i++) {
+		if (CPU_ISSET(cpus[i], &used)) {
+			continue;
+		}
+		if (g_place.client_cpu < 0) {
+			g_place.client_cpu = cpus[i];
+		} else if (g_place.peer_cpu < 0) {
+			g_place.peer_cpu = cpus[i];
+		}
+	}
+	if (g_place.client_cpu >= 0) {
+		g_place.ring_cpu[0] = g_place.client_cpu;
+		g_place.ring_cpu[1] = g_place.peer_cpu;
+		snprintf(client, sizeof(client), "cpu %d", g_place.client_cpu);
+	}
+	if (g_place.peer_cpu >= 0) {
+		snprintf(peer, sizeof(peer), "cpu %d", g_place.peer_cpu);
+	}
+	snprintf(g_place.text, sizeof(g_place.text),
+		 "engine A lcores %s, engine B lcores %s, client %s, baselines' peer and "
+		 "redis-server %s, ring baselines on cpus %d and %d (%s, %d usable CPUs)",
+		 g_place.eng[0], g_place.eng[1], client, peer, g_place.ring_cpu[0],
+		 g_place.ring_cpu[1], engine_lcores ? "--engine-lcores" : "auto", n);
+	pin_client();
+}
+
 /* ---------------------------------------------------------------- main */
 
 static void
 usage(void)
 {
-	fputs("usage: peercache-bench ring|local|remote|exists|all [--json FILE] [--socket PATH]\n"
-	      "                       [--pages N] [--page-size B] [--batch N] [--reps N] "
-	      "[--sweep]\n",
+	fputs("usage: peercache-bench ring|local|remote|exists|redis|all [--json FILE]\n"
+	      "         [--markdown FILE] [--plot DIR] [--socket PATH] [--engine-lcores A[,B]]\n"
+	      "         [--pages N] [--page-size B] [--batch N] [--reps N] [--sweep | --no-sweep]\n"
+	      "         [--reserve-hugepages]\n"
+	      "  all includes the sweep unless --no-sweep; --plot needs the sweep\n",
 	      stderr);
 	exit(2);
 }
@@ -1646,16 +1900,48 @@ num_arg(const char *name, const char *v, unsigned long long min, unsigned long l
 	return n;
 }
 
+/* Fail now, not after minutes of measuring, if FILE cannot be written. */
+static void
+check_writable(const char *path)
+{
+	char *dup = strdup(path), *slash, tmp[PATH_MAX];
+	FILE *f;
+
+	if (dup == NULL) {
+		die("out of memory");
+	}
+	slash = strrchr(dup, '/');
+	if (slash && slash != dup) {
+		*slash = 0;
+		(void)mkdir(dup, 0755);
+	}
+	free(dup);
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) {
+		die("%s: path too long", path);
+	}
+	f = fopen(tmp, "w");
+	if (f == NULL) {
+		die("%s: %s", tmp, strerror(errno));
+	}
+	fclose(f);
+	unlink(tmp);
+}
+
 int
 main(int argc, char **argv)
 {
 	struct opts o = {.pages = 256, .page_size = 1 << 20, .batch = 32, .reps = 5};
 	const char *cmd, *sock;
-	int i, ring, local, remote, exists, all;
+	int i, ring, local, remote, exists, redis, all, no_sweep = 0;
+	char redis_why[256] = "";
+	uint64_t t_start = now_ns();
+	double secs;
 
 	if (argc < 2) {
 		usage();
 	}
+	/* Progress shows as it happens under make, and in order with errors on stderr. */
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	cmd = argv[1];
 	for (i = 2; i < argc; i++) {
 		const char *a = argv[i];
@@ -1665,14 +1951,28 @@ main(int argc, char **argv)
 			o.sweep = 1;
 			continue;
 		}
+		if (strcmp(a, "--no-sweep") == 0) {
+			no_sweep = 1;
+			continue;
+		}
+		if (strcmp(a, "--reserve-hugepages") == 0) {
+			o.reserve_huge = 1;
+			continue;
+		}
 		if (v == NULL) {
 			usage();
 		}
 		i++;
 		if (strcmp(a, "--json") == 0) {
 			o.json = v;
+		} else if (strcmp(a, "--markdown") == 0) {
+			o.markdown = v;
+		} else if (strcmp(a, "--plot") == 0) {
+			o.plot = v;
 		} else if (strcmp(a, "--socket") == 0) {
 			o.socket = v;
+		} else if (strcmp(a, "--engine-lcores") == 0) {
+			o.engine_lcores = v;
 		} else if (strcmp(a, "--pages") == 0) {
 			o.pages = (unsigned int)num_arg(a, v, 1, 1 << 20);
 		} else if (strcmp(a, "--page-size") == 0) {
@@ -1690,22 +1990,36 @@ main(int argc, char **argv)
 	local = all || strcmp(cmd, "local") == 0;
 	remote = all || strcmp(cmd, "remote") == 0;
 	exists = all || strcmp(cmd, "exists") == 0;
-	if (!ring && !local && !remote && !exists) {
+	redis = all || strcmp(cmd, "redis") == 0;
+	if (!ring && !local && !remote && !exists && !redis) {
 		usage();
 	}
+	if (all && !no_sweep) {
+		o.sweep = 1;
+	}
+	if (no_sweep) {
+		o.sweep = 0;
+	}
+	if (o.plot && !o.sweep) {
+		die("--plot draws the sweep: add --sweep (all has it unless --no-sweep)");
+	}
+	if (o.plot && !local && !remote && !redis) {
+		die("--plot: %s has no sweep (local, remote, redis and all have)", cmd);
+	}
+	if (redis) {
+		redis_check(redis_why, sizeof(redis_why));
+		if (redis_why[0] && !all) {
+			die("redis: %s", redis_why);
+		}
+	}
 	if (o.json) {
-		char *dup = strdup(o.json), *slash = strrchr(dup, '/');
-
-		if (slash) {
-			*slash = 0;
-			(void)mkdir(dup, 0755);
-		}
-		free(dup);
-		g_json = fopen(o.json, "w");
-		if (g_json == NULL) {
-			die("%s: %s", o.json, strerror(errno));
-		}
-		fputc('{', g_json);
+		check_writable(o.json);
+	}
+	if (o.markdown) {
+		check_writable(o.markdown);
+	}
+	if (sched_getaffinity(0, sizeof(g_start_cpus), &g_start_cpus) != 0) {
+		die("sched_getaffinity: %s", strerror(errno));
 	}
 	atexit(stop_engines);
 	signal(SIGINT, on_signal);
@@ -1713,13 +2027,20 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	calibrate_tsc();
 	machine();
+	placement_init(o.engine_lcores);
+	printf("placement: %s\n", g_place.text);
+	if (o.reserve_huge && o.socket == NULL) {
+		/* Engine A (2 GiB) and B (1 GiB), each with EAL's 256 MiB: the most at once. */
+		huge_reserve(2048 + 256 + 1024 + 256);
+	}
+	json_str("machine.placement", g_place.text);
 
 	sock = o.socket;
 	if ((ring || local) && sock == NULL) {
 		start_engine(0, "127.0.0.1", free_port(), 2048);
 		sock = g_eng[0].sock;
 	}
-	if (sock) {
+	if (sock && (ring || local)) {
 		printf("engine: %s (%s)\n", sock,
 		       o.socket ? "given" : (g_huge ? "started, hugepages" : "started, --no-huge"));
 	}
@@ -1735,19 +2056,57 @@ main(int argc, char **argv)
 	if (remote || exists) {
 		if (o.socket) {
 			fputs("note: remote and exists start their own two engines; --socket is "
-			      "not "
-			      "used for them\n",
+			      "not used for them\n",
 			      stdout);
 		}
 		stop_engines();
 		run_remote_and_exists(&o, remote, exists);
 	}
-	json_num("machine.hugepages", g_huge);
 	stop_engines();
-	if (g_json) {
-		fputs("\n}\n", g_json);
-		fclose(g_json);
-		printf("\nwrote %s\n", o.json);
+	if (redis) {
+		if (redis_why[0]) {
+			printf("\nredis: skipped (%s)\n", redis_why);
+		} else {
+			run_redis(&o);
+		}
 	}
+	json_num("machine.hugepages", g_huge);
+	if (all) {
+		report_targets();
+	}
+	secs = (double)(now_ns() - t_start) / 1e9;
+	json_num("run.seconds", secs);
+	if (o.json) {
+		if (report_json(o.json) != 0) {
+			die("cannot write %s", o.json);
+		}
+		printf("wrote %s\n", o.json);
+	}
+	if (o.markdown) {
+		char title[128];
+
+		snprintf(title, sizeof(title), "peercache-bench %s", cmd);
+		if (report_markdown(o.markdown, title) != 0) {
+			die("cannot write %s", o.markdown);
+		}
+		printf("wrote %s\n", o.markdown);
+	}
+	if (o.plot) {
+		int rc = report_plot(o.plot, o.batch);
+
+		if (rc == -ENOENT) {
+			fflush(stdout);
+			fprintf(stderr,
+				"peercache-bench: gnuplot not found: no PNGs drawn; the data "
+				"(.dat) "
+				"and the script (plots.gp) are in %s (install gnuplot with "
+				"scripts/install-deps.sh --bench, then run gnuplot plots.gp "
+				"there)\n",
+				o.plot);
+		} else if (rc != 0) {
+			die("--plot %s: %s", o.plot, strerror(-rc));
+		}
+	}
+	printf("total time: %.1f s\n", (double)(now_ns() - t_start) / 1e9);
 	return 0;
 }
