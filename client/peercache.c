@@ -77,13 +77,16 @@
 #define PC_DEFAULT_SOCKET     "/tmp/peercache/engine.sock"
 #define PC_DEFAULT_TIMEOUT_MS 5000u
 
-#define PC_NS_PER_S     1000000000ull
-#define PC_NS_PER_MS    1000000ull
-#define PC_SPIN_NS      10000ull            /* leader spins this long before sleeping */
-#define PC_LIVENESS_NS  PC_NS_PER_MS        /* socket/closing check period while waiting */
-#define PC_LEADER_NAP   PC_NS_PER_MS        /* longest sleep on cq_futex */
-#define PC_FOLLOWER_NAP (10 * PC_NS_PER_MS) /* longest sleep on evt (woken on every event) */
-#define PC_DRAIN_BURST  32u
+#define PC_NS_PER_S  1000000000ull
+#define PC_NS_PER_MS 1000000ull
+#define PC_SPIN_NS   10000ull /* leader spins this long before sleeping */
+/* A GET of this much payload or more goes in parts, copied out while the rest travel. */
+#define PC_GET_PART_BYTES (4ull << 20)
+#define PC_GET_PARTS_MAX  4
+#define PC_LIVENESS_NS    PC_NS_PER_MS        /* socket/closing check period while waiting */
+#define PC_LEADER_NAP     PC_NS_PER_MS        /* longest sleep on cq_futex */
+#define PC_FOLLOWER_NAP   (10 * PC_NS_PER_MS) /* longest sleep on evt (woken on every event) */
+#define PC_DRAIN_BURST    32u
 
 /* Sanity caps on what a hello reply may ask us to map. */
 #define PC_SEGMENT_SIZE_MAX (1ull << 46)
@@ -1021,17 +1024,12 @@ slot_submit(struct pc_conn *k, uint32_t s, uint64_t deadline, bool detach)
 	return -EAGAIN;
 }
 
-/* One round trip on OWNED slot s. On error the slot is CANCELLED unless still OWNED. */
+/* Wait for submitted slot s's completion. On error the slot is CANCELLED unless still OWNED. */
 static int
-slot_call(struct pc_client *c, struct pc_conn *k, uint32_t s, uint64_t deadline)
+slot_wait(struct pc_client *c, struct pc_conn *k, uint32_t s, uint64_t deadline)
 {
-	int rc;
+	int rc = conn_wait(k, PC_WAIT_DONE, s, deadline);
 
-	rc = slot_submit(k, s, deadline, false);
-	if (rc != 0) {
-		return rc;
-	}
-	rc = conn_wait(k, PC_WAIT_DONE, s, deadline);
 	if (rc == 0) {
 		return 0;
 	}
@@ -1046,6 +1044,19 @@ slot_call(struct pc_client *c, struct pc_conn *k, uint32_t s, uint64_t deadline)
 		__atomic_fetch_add(&c->timeouts, 1, __ATOMIC_RELAXED);
 	}
 	return rc;
+}
+
+/* One round trip on OWNED slot s. On error the slot is CANCELLED unless still OWNED. */
+static int
+slot_call(struct pc_client *c, struct pc_conn *k, uint32_t s, uint64_t deadline)
+{
+	int rc;
+
+	rc = slot_submit(k, s, deadline, false);
+	if (rc != 0) {
+		return rc;
+	}
+	return slot_wait(c, k, s, deadline);
 }
 
 /* Write batch b's keys into slot rs's request part. */
@@ -1253,26 +1264,19 @@ out:
 	return rc;
 }
 
-/* GET one batch; results filled. Returns 0 or a transport error. */
-static int
-get_batch(struct pc_client *c, struct pc_conn *k, const struct pc_batch *b,
-	  const struct pc_iov iov[], const unsigned int niov[], int results[])
+/*
+ * Copy out the pages of GET part b, whose slot s has completed, checking
+ * each page header after its copy; then unpin them without waiting (the
+ * slot frees itself when GET_DONE completes).
+ */
+static void
+get_finish(struct pc_client *c, struct pc_conn *k, const struct pc_batch *b, uint32_t s,
+	   const struct pc_iov iov[], const unsigned int niov[], int results[])
 {
-	struct pc_req_slot *rs;
+	struct pc_req_slot *rs = slot_ptr(k, s);
+	int32_t status = PC_READ_ONCE(rs->status);
 	unsigned int pinned = 0;
-	int32_t status;
-	uint32_t s;
-	int rc;
 
-	rc = batch_start(c, k, b, PC_OP_GET, false, &s, results);
-	if (rc != 0) {
-		return rc;
-	}
-	rs = slot_ptr(k, s);
-	if (c->failpoint == PC_FP_MID_GET) {
-		raise(SIGKILL);
-	}
-	status = PC_READ_ONCE(rs->status);
 	for (unsigned int j = 0; j < b->n; j++) {
 		int32_t r = status < 0 ? status : PC_READ_ONCE(rs->keys[j].result);
 		unsigned int i = b->idx[j];
@@ -1316,12 +1320,133 @@ get_batch(struct pc_client *c, struct pc_conn *k, const struct pc_batch *b,
 	}
 	if (pinned == 0) {
 		slot_release(k, s);
-		return 0;
+		return;
 	}
-	/* Unpin without waiting: the slot frees itself when GET_DONE completes. */
 	rs->op = PC_OP_GET_DONE;
 	(void)slot_submit(k, s, now_ns() + client_timeout_ns(c), true);
-	return 0;
+}
+
+/* Take a slot if one is free now (OWNED). */
+static bool
+slot_try_acquire(struct pc_conn *k, uint32_t *out)
+{
+	bool got = false;
+
+	pthread_mutex_lock(&k->lock);
+	uint32_t mask = __atomic_load_n(&k->free_mask, __ATOMIC_RELAXED);
+
+	if (mask != 0) {
+		uint32_t s = (uint32_t)__builtin_ctz(mask);
+
+		__atomic_fetch_and(&k->free_mask, ~(1u << s), __ATOMIC_RELAXED);
+		k->ctl[s].state = PC_SLOT_OWNED;
+		*out = s;
+		got = true;
+	}
+	pthread_mutex_unlock(&k->lock);
+	return got;
+}
+
+/* Keys [j0, j0 + n) of batch b as a batch of their own. */
+static void
+batch_slice(const struct pc_batch *b, unsigned int j0, unsigned int n, struct pc_batch *out)
+{
+	out->n = n;
+	out->depth = b->depth + j0;
+	out->arena_used = 0;
+	for (unsigned int j = 0; j < n; j++) {
+		out->idx[j] = b->idx[j0 + j];
+		out->key[j] = b->key[j0 + j];
+		out->klen[j] = b->klen[j0 + j];
+		out->iov0[j] = b->iov0[j0 + j];
+		out->len[j] = b->len[j0 + j];
+		out->arena_used += b->klen[j0 + j];
+	}
+}
+
+/*
+ * How many parts a GET of batch b is sent in: one per PC_GET_PART_BYTES of
+ * payload, at most PC_GET_PARTS_MAX and one per key.
+ */
+static unsigned int
+get_parts(const struct pc_batch *b)
+{
+	uint64_t bytes = 0;
+
+	for (unsigned int j = 0; j < b->n; j++) {
+		bytes += b->len[j];
+	}
+	return (unsigned int)PC_MIN(PC_MIN(bytes / PC_GET_PART_BYTES, (uint64_t)PC_GET_PARTS_MAX),
+				    (uint64_t)b->n);
+}
+
+/*
+ * GET one batch; results filled. Returns 0 or a transport error. A large
+ * batch goes in parts on as many slots as are free (consecutive keys, all
+ * submitted at once) and each part is copied out as soon as it completes,
+ * while the engine is still fetching the next ones: for pages read from
+ * other nodes, the copy out of the landing slots overlaps the transfer
+ * instead of following it.
+ */
+static int
+get_batch(struct pc_client *c, struct pc_conn *k, const struct pc_batch *b,
+	  const struct pc_iov iov[], const unsigned int niov[], int results[])
+{
+	uint64_t deadline = now_ns() + client_timeout_ns(c);
+	struct pc_batch part[PC_GET_PARTS_MAX];
+	uint32_t slot[PC_GET_PARTS_MAX];
+	unsigned int want = get_parts(b);
+	unsigned int np = 1;
+	unsigned int j0 = 0;
+	int first = 0;
+	int rc;
+
+	rc = slot_acquire(c, k, deadline, &slot[0]);
+	if (rc != 0) {
+		return rc;
+	}
+	while (np < want && slot_try_acquire(k, &slot[np])) {
+		np++;
+	}
+	for (unsigned int p = 0; p < np; p++) {
+		unsigned int n = (b->n - j0) / (np - p);
+
+		batch_slice(b, j0, n, &part[p]);
+		j0 += n;
+		slot_fill_keys(slot_ptr(k, slot[p]), PC_OP_GET, &part[p], false);
+	}
+	for (unsigned int p = 0; p < np; p++) {
+		rc = slot_submit(k, slot[p], deadline, false);
+		if (rc == 0) {
+			continue;
+		}
+		/* Not sent (the slot is OWNED again): neither is any later part. */
+		for (unsigned int q = p; q < np; q++) {
+			for (unsigned int j = 0; j < part[q].n; j++) {
+				results[part[q].idx[j]] = rc;
+			}
+			slot_release(k, slot[q]);
+		}
+		first = rc;
+		np = p;
+		break;
+	}
+	for (unsigned int p = 0; p < np; p++) {
+		rc = slot_wait(c, k, slot[p], deadline);
+		if (rc != 0) {
+			for (unsigned int j = 0; j < part[p].n; j++) {
+				results[part[p].idx[j]] = rc;
+			}
+			slot_release(k, slot[p]);
+			first = first != 0 ? first : rc;
+			continue;
+		}
+		if (p == 0 && c->failpoint == PC_FP_MID_GET) {
+			raise(SIGKILL);
+		}
+		get_finish(c, k, &part[p], slot[p], iov, niov, results);
+	}
+	return first;
 }
 
 /*
