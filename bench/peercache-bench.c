@@ -768,6 +768,20 @@ table_row(const char *name, const char *what, size_t blk, unsigned int batch, in
 	row_add(name, blk, batch, sweep, gbps, avg, p99, s->n);
 }
 
+/* Fork the baselines' peer process (g_child), pinned to cpu in the child. Returns fork's value. */
+static pid_t
+fork_peer(int cpu)
+{
+	g_child = fork();
+	if (g_child < 0) {
+		die("fork: %s", strerror(errno));
+	}
+	if (g_child == 0) {
+		pin(cpu);
+	}
+	return g_child;
+}
+
 /* ---------------------------------------------------------------- ring */
 
 struct pingpong {
@@ -782,14 +796,9 @@ baseline_pingpong(struct series *s)
 	struct pingpong *pp = shared_alloc(sizeof(*pp));
 	uint64_t i;
 
-	g_child = fork();
-	if (g_child < 0) {
-		die("fork: %s", strerror(errno));
-	}
-	if (g_child == 0) {
+	if (fork_peer(g_place.ring_cpu[1]) == 0) {
 		uint64_t seen = 0;
 
-		pin(g_place.ring_cpu[1]);
 		while (!pp->stop) {
 			uint64_t v = pp->req;
 
@@ -839,14 +848,9 @@ baseline_rte_ring(struct series *s)
 	    rte_ring_init(resp, "bench_resp", 1024, RING_F_SP_ENQ | RING_F_SC_DEQ) != 0) {
 		die("rte_ring_init failed");
 	}
-	g_child = fork();
-	if (g_child < 0) {
-		die("fork: %s", strerror(errno));
-	}
-	if (g_child == 0) {
+	if (fork_peer(g_place.ring_cpu[1]) == 0) {
 		uint64_t obj = 0;
 
-		pin(g_place.ring_cpu[1]);
 		while (!*stop) {
 			if (rte_ring_sc_dequeue_elem(req, &obj, sizeof(obj)) == 0) {
 				while (rte_ring_sp_enqueue_elem(resp, &obj, sizeof(obj)) != 0) {
@@ -1376,12 +1380,7 @@ baseline_tcp(struct xfer *x, unsigned int pages, unsigned int reps, unsigned int
 	    getsockname(lfd, (struct sockaddr *)&a, &alen) != 0) {
 		die("raw TCP baseline: listen: %s", strerror(errno));
 	}
-	g_child = fork();
-	if (g_child < 0) {
-		die("fork: %s", strerror(errno));
-	}
-	if (g_child == 0) {
-		pin(g_place.peer_cpu);
+	if (fork_peer(g_place.peer_cpu) == 0) {
 		tcp_server(lfd, conns, per_conn_max);
 		_exit(0);
 	}

@@ -276,20 +276,52 @@ json_number(FILE *f, double v)
 	}
 }
 
+/* Open path.tmp for writing (into tmp); NULL with *err set. */
+static FILE *
+tmp_open(const char *path, char tmp[PATH_MAX], int *err)
+{
+	FILE *f;
+
+	if (snprintf(tmp, PATH_MAX, "%s.tmp", path) >= PATH_MAX) {
+		*err = -ENAMETOOLONG;
+		return NULL;
+	}
+	f = fopen(tmp, "w");
+	if (f == NULL) {
+		*err = -errno;
+	}
+	return f;
+}
+
+/* Close f (written to tmp) and rename it over path: all of it, or nothing. */
+static int
+tmp_commit(FILE *f, const char *tmp, const char *path)
+{
+	int err = ferror(f);
+
+	if (fclose(f) != 0 || err) {
+		unlink(tmp);
+		return -EIO;
+	}
+	if (rename(tmp, path) != 0) {
+		err = -errno;
+		unlink(tmp);
+		return err;
+	}
+	return 0;
+}
+
 int
 report_json(const char *path)
 {
 	char tmp[PATH_MAX];
 	FILE *f;
 	size_t i;
-	int first = 1, err;
+	int first = 1, err = 0;
 
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) {
-		return -ENAMETOOLONG;
-	}
-	f = fopen(tmp, "w");
+	f = tmp_open(path, tmp, &err);
 	if (f == NULL) {
-		return -errno;
+		return err;
 	}
 	fputc('{', f);
 	for (i = 0; i < g_nkv; i++) {
@@ -325,17 +357,7 @@ report_json(const char *path)
 		fputs("\n  ]", f);
 	}
 	fputs("\n}\n", f);
-	err = ferror(f);
-	if (fclose(f) != 0 || err) {
-		unlink(tmp);
-		return -EIO;
-	}
-	if (rename(tmp, path) != 0) {
-		err = -errno;
-		unlink(tmp);
-		return err;
-	}
-	return 0;
+	return tmp_commit(f, tmp, path);
 }
 
 /* ---------------------------------------------------------------- markdown */
@@ -426,14 +448,11 @@ report_markdown(const char *path, const char *title)
 	double v;
 	FILE *f;
 	size_t i;
-	int err, targets = 0;
+	int err = 0, targets = 0;
 
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) {
-		return -ENAMETOOLONG;
-	}
-	f = fopen(tmp, "w");
+	f = tmp_open(path, tmp, &err);
 	if (f == NULL) {
-		return -errno;
+		return err;
 	}
 	strftime(day, sizeof(day), "%Y-%m-%d %H:%M", localtime_r(&now, &tm));
 	fprintf(f, "## `%s`, %s\n\n", title, day);
@@ -494,17 +513,7 @@ report_markdown(const char *path, const char *title)
 	md_sweep(f, "local");
 	md_sweep(f, "remote");
 	md_sweep(f, "redis");
-	err = ferror(f);
-	if (fclose(f) != 0 || err) {
-		unlink(tmp);
-		return -EIO;
-	}
-	if (rename(tmp, path) != 0) {
-		err = -errno;
-		unlink(tmp);
-		return err;
-	}
-	return 0;
+	return tmp_commit(f, tmp, path);
 }
 
 /* ---------------------------------------------------------------- plots */
