@@ -714,28 +714,31 @@ test_sleeping_worker_woken(void)
 {
 	struct pc_runtime *rt = runtime_new("ut_w4", PC_IDLE_ADAPTIVE);
 	struct pc_lcore *w = pc_runtime_worker(rt, 0);
+	struct timespec settle = {.tv_sec = 0, .tv_nsec = 200 * 1000};
 	uint64_t deadline = rte_rdtsc() + 30 * rte_get_tsc_hz();
 	struct pc_lcore_stats st;
 	unsigned int sent = 0;
 
 	atomic_store(&g_woken_msgs, 0);
 	CU_ASSERT_EQUAL_FATAL(pc_runtime_launch(rt), 0);
-	/* Each round: wait until it is asleep, then send. Some send lands in a sleep. */
+	/*
+	 * Each round: wait until it has raised its sleeping flag, give it time
+	 * to enter ppoll, then send. A send that lands in the sleep is counted
+	 * as a wakeup; one that lands before is seen by its last look at the
+	 * ring (not counted). Every message is handled either way.
+	 */
 	do {
-		uint64_t before;
-
-		pc_lcore_get_stats(w, &st);
-		before = st.sleeps;
-		do {
-			pc_lcore_get_stats(w, &st);
-		} while (st.sleeps == before && rte_rdtsc() < deadline);
+		while (!atomic_load(&w->sleeping) && rte_rdtsc() < deadline) {
+			rte_pause();
+		}
+		nanosleep(&settle, NULL);
 		CU_ASSERT_EQUAL(pc_lcore_send(w, count_msg, NULL), 0);
 		sent++;
+		while (atomic_load(&g_woken_msgs) < sent && rte_rdtsc() < deadline) {
+			rte_pause();
+		}
 		pc_lcore_get_stats(w, &st);
 	} while ((st.wakeups == 0 || sent < 20) && rte_rdtsc() < deadline);
-	while (atomic_load(&g_woken_msgs) < sent && rte_rdtsc() < deadline) {
-		rte_pause();
-	}
 	pc_runtime_stop(rt);
 	CU_ASSERT(workers_stopped_within(rt, 10));
 	pc_lcore_get_stats(w, &st);
