@@ -904,6 +904,27 @@ conn_wait(struct pc_conn *k, enum pc_wait_for what, uint32_t s, uint64_t deadlin
 
 /* ---- slots ---- */
 
+/* Take a slot if one is free now (OWNED). */
+static bool
+slot_try_acquire(struct pc_conn *k, uint32_t *out)
+{
+	bool got = false;
+
+	pthread_mutex_lock(&k->lock);
+	uint32_t mask = __atomic_load_n(&k->free_mask, __ATOMIC_RELAXED);
+
+	if (mask != 0) {
+		uint32_t s = (uint32_t)__builtin_ctz(mask);
+
+		__atomic_fetch_and(&k->free_mask, ~(1u << s), __ATOMIC_RELAXED);
+		k->ctl[s].state = PC_SLOT_OWNED;
+		*out = s;
+		got = true;
+	}
+	pthread_mutex_unlock(&k->lock);
+	return got;
+}
+
 /* Take a free slot (OWNED). A session whose every slot is lost is marked broken. */
 static int
 slot_acquire(struct pc_client *c, struct pc_conn *k, uint64_t deadline, uint32_t *out)
@@ -912,19 +933,9 @@ slot_acquire(struct pc_client *c, struct pc_conn *k, uint64_t deadline, uint32_t
 		bool lost = true;
 		int rc;
 
-		pthread_mutex_lock(&k->lock);
-		uint32_t mask = __atomic_load_n(&k->free_mask, __ATOMIC_RELAXED);
-
-		if (mask != 0) {
-			uint32_t s = (uint32_t)__builtin_ctz(mask);
-
-			__atomic_fetch_and(&k->free_mask, ~(1u << s), __ATOMIC_RELAXED);
-			k->ctl[s].state = PC_SLOT_OWNED;
-			pthread_mutex_unlock(&k->lock);
-			*out = s;
+		if (slot_try_acquire(k, out)) {
 			return 0;
 		}
-		pthread_mutex_unlock(&k->lock);
 		rc = conn_wait(k, PC_WAIT_FREE, 0, deadline);
 		if (rc == 0) {
 			continue;
@@ -1324,27 +1335,6 @@ get_finish(struct pc_client *c, struct pc_conn *k, const struct pc_batch *b, uin
 	}
 	rs->op = PC_OP_GET_DONE;
 	(void)slot_submit(k, s, now_ns() + client_timeout_ns(c), true);
-}
-
-/* Take a slot if one is free now (OWNED). */
-static bool
-slot_try_acquire(struct pc_conn *k, uint32_t *out)
-{
-	bool got = false;
-
-	pthread_mutex_lock(&k->lock);
-	uint32_t mask = __atomic_load_n(&k->free_mask, __ATOMIC_RELAXED);
-
-	if (mask != 0) {
-		uint32_t s = (uint32_t)__builtin_ctz(mask);
-
-		__atomic_fetch_and(&k->free_mask, ~(1u << s), __ATOMIC_RELAXED);
-		k->ctl[s].state = PC_SLOT_OWNED;
-		*out = s;
-		got = true;
-	}
-	pthread_mutex_unlock(&k->lock);
-	return got;
 }
 
 /* Keys [j0, j0 + n) of batch b as a batch of their own. */

@@ -387,10 +387,7 @@ pc_lcore_poll_once(struct pc_lcore *lc, uint64_t now_tsc)
 	return work;
 }
 
-/*
- * Sleep up to `us` in ppoll on the wait fds, unless a message or a stop came
- * in first. Returns true when something (not the timeout) ended the sleep.
- */
+/* Tell the first n doze hooks that the lcore is awake again. */
 static void
 doze_end(struct pc_lcore *lc, unsigned int n)
 {
@@ -399,6 +396,11 @@ doze_end(struct pc_lcore *lc, unsigned int n)
 	}
 }
 
+/*
+ * Sleep up to `us` in ppoll on the wait fds, unless a doze hook vetoes it or
+ * a message or a stop came in first. Returns true when something (not the
+ * timeout) ended or prevented the sleep.
+ */
 static bool
 lcore_sleep(struct pc_lcore *lc, uint64_t us)
 {
