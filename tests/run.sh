@@ -58,7 +58,9 @@ find_bins() {
 run_unit() {
 	find_bins "$BUILD/tests" _ut
 	for bin in $bins; do
-		local name=${bin#"$BUILD"/tests/} log="$logdir/$(echo "$name" | tr / _).log" rc
+		# Two statements: bash expands all of a `local` line before assigning any of it.
+		local name=${bin#"$BUILD"/tests/} log rc
+		log="$logdir/$(echo "$name" | tr / _).log"
 		echo "=== unit: $name"
 		timeout 600 "$bin" >"$log" 2>&1
 		rc=$?
