@@ -394,21 +394,20 @@ stop_engines(void)
 }
 
 /*
- * --reserve-hugepages: nr_hugepages before the run (-1: not changed), put
- * back at exit, on error and on SIGINT/SIGTERM.
+ * --reserve-hugepages: nr_hugepages before the run, as the text to write
+ * back at exit, on error and on SIGINT/SIGTERM (empty: not changed).
+ * Formatted when it is saved, so that putting it back is signal-safe.
  */
 #define NR_HUGEPAGES "/proc/sys/vm/nr_hugepages"
-static long g_huge_restore = -1;
+static char g_huge_restore[32];
 
 static void
-huge_write(long n)
+huge_write(const char *text)
 {
-	char buf[32];
-	int len = snprintf(buf, sizeof(buf), "%ld\n", n);
 	int fd = open(NR_HUGEPAGES, O_WRONLY | O_CLOEXEC);
 
 	if (fd >= 0) {
-		(void)!write(fd, buf, (size_t)len);
+		(void)!write(fd, text, strlen(text));
 		close(fd);
 	}
 }
@@ -417,9 +416,9 @@ huge_write(long n)
 static void
 huge_restore(void)
 {
-	if (g_huge_restore >= 0) {
+	if (g_huge_restore[0] != 0) {
 		huge_write(g_huge_restore);
-		g_huge_restore = -1;
+		g_huge_restore[0] = 0;
 	}
 }
 
@@ -516,6 +515,7 @@ huge_reserve(long need_mib)
 	long size_kib = meminfo_kib("Hugepagesize");
 	long total = meminfo_kib("HugePages_Total");
 	long free_pages = meminfo_kib("HugePages_Free");
+	char raise_to[32];
 	long want;
 
 	if (size_kib <= 0 || total < 0 || free_pages < 0) {
@@ -532,9 +532,10 @@ huge_reserve(long need_mib)
 		       free_pages, want);
 		return;
 	}
-	g_huge_restore = total;
+	snprintf(g_huge_restore, sizeof(g_huge_restore), "%ld\n", total);
 	atexit(huge_restore);
-	huge_write(total + want - free_pages);
+	snprintf(raise_to, sizeof(raise_to), "%ld\n", total + want - free_pages);
+	huge_write(raise_to);
 	printf("hugepages: nr_hugepages %ld -> %ld for this run (%ld free now); put back at "
 	       "exit\n",
 	       total, meminfo_kib("HugePages_Total"), meminfo_kib("HugePages_Free"));
