@@ -75,6 +75,7 @@ ticks(void)
 
 void series_add(struct series *s, double ns);
 void series_rep(struct series *s, double rate);
+void series_time(struct series *s, unsigned int r, uint64_t t, uint64_t *total);
 void series_free(struct series *s);
 /* p-th percentile of v (sorts v in place). */
 double pct(double *v, size_t n, double p);

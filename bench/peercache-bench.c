@@ -130,6 +130,19 @@ series_add(struct series *s, double ns)
 	s->ns[s->n++] = ns;
 }
 
+/*
+ * One timed call of repetition r (ticks t): it counts towards the
+ * repetition's total, and past the warm-up repetition (r 0) it is a sample.
+ */
+void
+series_time(struct series *s, unsigned int r, uint64_t t, uint64_t *total)
+{
+	*total += t;
+	if (r > 0) {
+		series_add(s, ticks_to_ns(t));
+	}
+}
+
 void
 series_rep(struct series *s, double rate)
 {
@@ -1103,10 +1116,7 @@ baseline_memcpy(struct xfer *x, unsigned int pages, unsigned int reps, struct se
 				memcpy(d + (size_t)i * x->size, sp + (size_t)i * x->size, x->size);
 			}
 			t = ticks() - t0;
-			total += t;
-			if (r > 0) {
-				series_add(s, ticks_to_ns(t));
-			}
+			series_time(s, r, t, &total);
 		}
 		if (r > 0) {
 			series_rep(s, (double)pages * (double)x->size / ticks_to_ns(total));
@@ -1144,10 +1154,7 @@ local_point(struct pc_client *c, struct xfer *x, unsigned int pages, unsigned in
 				die("SET %u pages of %zu B: %d (%s); results[0] %d", n, x->size, rc,
 				    rc < 0 ? strerror(-rc) : "partial", x->res[0]);
 			}
-			tset += t;
-			if (r > 0) {
-				series_add(set, ticks_to_ns(t));
-			}
+			series_time(set, r, t, &tset);
 		}
 		for (first = 0; first < pages; first += x->batch) {
 			unsigned int n = pages - first < x->batch ? pages - first : x->batch;
@@ -1168,10 +1175,7 @@ local_point(struct pc_client *c, struct xfer *x, unsigned int pages, unsigned in
 					die("GET %s: bytes differ", k.ptr[first + i]);
 				}
 			}
-			tget += t;
-			if (r > 0) {
-				series_add(get, ticks_to_ns(t));
-			}
+			series_time(get, r, t, &tget);
 		}
 		if (r > 0) {
 			series_rep(set, (double)pages * (double)x->size / ticks_to_ns(tset));
@@ -1445,10 +1449,7 @@ baseline_tcp(struct xfer *x, unsigned int pages, unsigned int reps, unsigned int
 				}
 			}
 			t = ticks() - t0;
-			total += t;
-			if (r > 0) {
-				series_add(s, ticks_to_ns(t));
-			}
+			series_time(s, r, t, &total);
 		}
 		if (r > 0) {
 			series_rep(s, (double)pages * (double)x->size / ticks_to_ns(total));
@@ -1544,10 +1545,7 @@ remote_point(struct pc_client *a, struct pc_client *b, size_t size, unsigned int
 					    all.ptr[(size_t)r * pages + first + i]);
 				}
 			}
-			total += t;
-			if (r > 0) {
-				series_add(&get, ticks_to_ns(t));
-			}
+			series_time(&get, r, t, &total);
 		}
 		if (r > 0) {
 			series_rep(&get, (double)pages * (double)size / ticks_to_ns(total));
@@ -1618,20 +1616,14 @@ exists_bench(struct pc_client *a, struct pc_client *b, const struct opts *o)
 			if (rc != (int)lk.n) {
 				die("local EXISTS counted %d of %u", rc, lk.n);
 			}
-			tl += t;
-			if (r > 0) {
-				series_add(&exl, ticks_to_ns(t));
-			}
+			series_time(&exl, r, t, &tl);
 			t0 = ticks();
 			rc = pc_client_batch_exists(b, lk.n, lk.ptr, NULL);
 			t = ticks() - t0;
 			if (rc != (int)lk.n) {
 				die("cross-node EXISTS counted %d of %u", rc, lk.n);
 			}
-			tx += t;
-			if (r > 0) {
-				series_add(&exr, ticks_to_ns(t));
-			}
+			series_time(&exr, r, t, &tx);
 		}
 		if (r > 0) {
 			series_rep(&exl, (double)iters * lk.n / ticks_to_ns(tl) * 1e9);

@@ -299,10 +299,7 @@ redis_point(redisContext *c, size_t size, unsigned int batch, unsigned int pages
 				}
 				freeReplyObject(replies[i]);
 			}
-			tset += t;
-			if (r > 0) {
-				series_add(&set, ticks_to_ns(t));
-			}
+			series_time(&set, r, t, &tset);
 		}
 		for (first = 0; first < pages; first += batch) {
 			unsigned int n = pages - first < batch ? pages - first : batch;
@@ -319,10 +316,7 @@ redis_point(redisContext *c, size_t size, unsigned int batch, unsigned int pages
 				}
 				freeReplyObject(replies[i]);
 			}
-			tget += t;
-			if (r > 0) {
-				series_add(&get, ticks_to_ns(t));
-			}
+			series_time(&get, r, t, &tget);
 		}
 		if (r > 0) {
 			series_rep(&set, (double)pages * (double)size / ticks_to_ns(tset));
