@@ -175,6 +175,8 @@ static const struct pc_cfg_key g_keys[] = {
 	{.name = "max_channels_per_peer", .type = PC_CFG_INT, PC_FIELD(max_channels_per_peer),
 	 .min = 1, .max = 1024, .def_int = 16,
 	 .help = "concurrent data-plane channels (QP+CQ or sockets) per peer"},
+	{.name = "tcp_zerocopy", .type = PC_CFG_BOOL, PC_FIELD(tcp_zerocopy), .def_int = 1,
+	 .help = "tcp: serve pages with MSG_ZEROCOPY (no send copy where the NIC can)"},
 	{.name = "global_segment_size", .type = PC_CFG_SIZE, PC_FIELD(global_segment_size),
 	 .min = (long long)PC_MIB, .max = (long long)(16 * PC_TIB), .def_int = (long long)(4 * PC_GIB),
 	 .section = "Capacity / placement",

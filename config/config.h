@@ -85,6 +85,7 @@ struct pc_config {
 	int ib_port;
 	int gid_index; /* -1 = no GRH (InfiniBand) */
 	int max_channels_per_peer;
+	bool tcp_zerocopy; /* serve with MSG_ZEROCOPY */
 
 	/* Capacity / placement. */
 	uint64_t global_segment_size; /* bytes */

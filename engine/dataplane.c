@@ -547,6 +547,7 @@ pc_dataplane_create(const struct pc_config *cfg, struct pc_runtime *rt, struct p
 		.max_channels_per_peer =
 			PC_MIN((unsigned int)cfg->max_channels_per_peer, PC_TCP_CHANNELS_MAX),
 		.op_timeout_ns = (uint64_t)(cfg->request_timeout * 1e9),
+		.tcp_zerocopy = cfg->tcp_zerocopy,
 	};
 
 	if (dp == NULL) {

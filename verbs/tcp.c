@@ -20,6 +20,17 @@
  * them (free reply slots times the request size), so nothing read is ever
  * held back; each is answered at once into the reply ring (the page pinned)
  * and the ring is written with one sendmsg gathering headers and pages.
+ *
+ * Zero-copy serving (opts->tcp_zerocopy): a sendmsg carrying at least
+ * TCP_ZC_MIN_BYTES of pages goes with MSG_ZEROCOPY, so the kernel sends
+ * straight from the segment and reads the bytes later, when the NIC does.
+ * Each such call gets the connection's next 32-bit id; a reply whose bytes
+ * went in one is held (slot and pin) after its last byte is written, until
+ * the error queue reports that id done (EPOLLERR). Held replies sit between
+ * q_tail and q_head in the ring and are released in ring order. When a
+ * notification says the kernel copied after all (loopback, or a device
+ * without scatter-gather), the connection stops asking: the copy was paid
+ * anyway, and pinning on top of it only costs.
  */
 #include <arpa/inet.h>
 #include <assert.h>
@@ -38,6 +49,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <linux/errqueue.h>
 #include <sodium.h>
 
 #include "auth.h"
@@ -62,6 +74,15 @@
 #define TCP_NAME_LEN         (INET6_ADDRSTRLEN + 16)
 #define TCP_AUTH_MAGIC       "PCA1" /* auth.h's header magic: a first byte test */
 #define TCP_AUTH_MAGIC_LEN   4
+/*
+ * Zero-copy sends: below about 10 KB the page pinning and the notification
+ * cost more than the copy (the kernel's msg_zerocopy documentation); and at
+ * most TCP_ZC_WINDOW sends per connection wait for their notification (a
+ * bitmap of that many ids), past which sends are copied.
+ */
+#define TCP_ZC_MIN_BYTES (16u << 10)
+#define TCP_ZC_WINDOW    256u
+#define TCP_ERRQ_CTL     256 /* room for a sock_extended_err and its offender address */
 
 _Static_assert(PC_AUTH_CHALLENGE_LEN == PC_AUTH_CONFIRM_LEN, "one handshake read size");
 
@@ -89,7 +110,11 @@ struct tcp_op {
 };
 TAILQ_HEAD(tcp_op_list, tcp_op);
 
-/* Server: one answer queued; head is a reply header or a handshake message. */
+/*
+ * Server: one answer queued; head is a reply header or a handshake message.
+ * Both head and data stay as they are until the reply is released: a
+ * zero-copy send reads them after sendmsg returns.
+ */
 struct tcp_reply {
 	uint8_t head[PC_AUTH_CHALLENGE_LEN];
 	uint32_t head_len;
@@ -97,6 +122,8 @@ struct tcp_reply {
 	uint64_t sent;     /* of head_len + data_len */
 	const uint8_t *data;
 	struct pc_store_loc loc; /* pinned while loc.slot != NULL */
+	uint32_t zc_id;          /* the last zero-copy send that carried its bytes */
+	bool zc_wait;            /* one did: held until zc_id is reported done */
 };
 
 struct tcp_sconn {
@@ -112,9 +139,16 @@ struct tcp_sconn {
 	uint32_t hs_have;
 	uint32_t req_off; /* requests read: bytes [req_off, req_have) of req not answered yet */
 	uint32_t req_have;
+	/* The reply ring: q_zc held replies from q_tail, then q_n unsent from q_head. */
+	uint32_t q_tail;
+	uint32_t q_zc;
 	uint32_t q_head;
 	uint32_t q_n;
 	uint64_t q_bytes; /* unsent bytes queued */
+	bool zc;          /* SO_ZEROCOPY is on, and the kernel has not copied yet */
+	uint32_t zc_next; /* the id the next zero-copy send gets */
+	uint32_t zc_done; /* every id before this one is done */
+	uint64_t zc_early[TCP_ZC_WINDOW / 64]; /* done out of order: bit id % TCP_ZC_WINDOW */
 	uint8_t hs[PC_AUTH_RESPONSE_LEN];
 	uint8_t req[PC_TCP_SERVE_QUEUE * PC_DATA_REQ_SIZE];
 	struct tcp_reply q[PC_TCP_SERVE_QUEUE];
@@ -186,6 +220,7 @@ struct pc_xport {
 	uint8_t *serve_base; /* the store's segment */
 	uint64_t serve_size;
 	uint32_t max_chans;
+	bool zerocopy; /* serve with MSG_ZEROCOPY */
 	uint64_t timeout_ns;
 	uint64_t now_ns;
 	uint64_t next_timer_ns; /* no deadline is earlier than this */
@@ -866,7 +901,7 @@ peer_pick(struct pc_xport *x, struct tcp_peer *p, int *err)
 static bool
 sconn_backpressured(const struct tcp_sconn *c)
 {
-	return c->q_n == PC_TCP_SERVE_QUEUE || c->q_bytes > PC_TCP_SERVE_OUT_CAP;
+	return c->q_zc + c->q_n == PC_TCP_SERVE_QUEUE || c->q_bytes > PC_TCP_SERVE_OUT_CAP;
 }
 
 /* Requests wait unanswered: read no more until they are (the reader is pushed back). */
@@ -901,17 +936,37 @@ sconn_update_events(struct tcp_sconn *c)
 	return rc;
 }
 
+/* Release the held replies at the tail whose zero-copy sends are done, in ring order. */
+static void
+sconn_release(struct tcp_sconn *c)
+{
+	struct pc_xport *x = c->x;
+
+	while (c->q_zc > 0) {
+		struct tcp_reply *r = &c->q[c->q_tail];
+
+		if (r->zc_wait && (int32_t)(r->zc_id - c->zc_done) >= 0) {
+			break;
+		}
+		pc_store_unpin_bulk(x->store, x->ci, &r->loc, 1);
+		c->q_tail = (c->q_tail + 1) % PC_TCP_SERVE_QUEUE;
+		c->q_zc--;
+	}
+}
+
 static void
 sconn_unpin_all(struct tcp_sconn *c)
 {
 	struct pc_xport *x = c->x;
 
-	for (; c->q_n > 0; c->q_n--) {
-		struct tcp_reply *r = &c->q[c->q_head];
+	for (c->q_n += c->q_zc; c->q_n > 0; c->q_n--) {
+		struct tcp_reply *r = &c->q[c->q_tail];
 
 		pc_store_unpin_bulk(x->store, x->ci, &r->loc, 1);
-		c->q_head = (c->q_head + 1) % PC_TCP_SERVE_QUEUE;
+		c->q_tail = (c->q_tail + 1) % PC_TCP_SERVE_QUEUE;
 	}
+	c->q_head = c->q_tail;
+	c->q_zc = 0;
 	c->q_bytes = 0;
 }
 
@@ -924,6 +979,18 @@ sconn_close(struct tcp_sconn *c)
 		return;
 	}
 	epoll_ctl(x->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	if (c->zc_next != c->zc_done) {
+		/*
+		 * Zero-copy sends are not reported done, and their pages are
+		 * unpinned below: reset the connection, so that the kernel
+		 * drops what it has not sent instead of reading it from the
+		 * segment later. What a NIC is already reading is covered by
+		 * the freed page's quarantine.
+		 */
+		struct linger lg = {.l_onoff = 1, .l_linger = 0};
+
+		(void)setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	}
 	close(c->fd);
 	c->fd = -1;
 	c->state = ST_CLOSED;
@@ -954,13 +1021,14 @@ sconn_push(struct tcp_sconn *c, const void *head, uint32_t head_len)
 {
 	struct tcp_reply *r = &c->q[(c->q_head + c->q_n) % PC_TCP_SERVE_QUEUE];
 
-	assert(c->q_n < PC_TCP_SERVE_QUEUE && head_len <= sizeof(r->head));
+	assert(c->q_zc + c->q_n < PC_TCP_SERVE_QUEUE && head_len <= sizeof(r->head));
 	memcpy(r->head, head, head_len);
 	r->head_len = head_len;
 	r->data = NULL;
 	r->data_len = 0;
 	r->sent = 0;
 	r->loc.slot = NULL;
+	r->zc_wait = false;
 	c->q_n++;
 	c->q_bytes += head_len;
 	return r;
@@ -1125,17 +1193,110 @@ sconn_read(struct tcp_sconn *c)
 	return work;
 }
 
+/*
+ * Output is pending (unsent, or sent zero-copy and not reported done): it
+ * must make progress within the timeout, or the reader is not reading.
+ */
+static void
+sconn_arm_output(struct tcp_sconn *c, bool progress)
+{
+	struct pc_xport *x = c->x;
+
+	if (c->q_n == 0 && c->q_zc == 0) {
+		c->wdeadline_ns = 0;
+	} else if (progress || c->wdeadline_ns == 0) {
+		c->wdeadline_ns = x->now_ns + x->timeout_ns;
+		xp_arm(x, c->wdeadline_ns);
+	}
+}
+
+/* Zero-copy send ids lo..hi (inclusive, wrapping) are done: advance zc_done past them. */
+static void
+sconn_zc_done(struct tcp_sconn *c, uint32_t lo, uint32_t hi)
+{
+	uint32_t out = c->zc_next - c->zc_done; /* ids outstanding, < TCP_ZC_WINDOW */
+
+	/* Only ids outstanding count: the kernel's range is clipped to them. */
+	for (uint32_t i = 0; i < out; i++) {
+		uint32_t id = c->zc_done + i;
+
+		if ((int32_t)(id - lo) >= 0 && (int32_t)(hi - id) >= 0) {
+			c->zc_early[(id % TCP_ZC_WINDOW) / 64] |= 1ull << (id % 64);
+		}
+	}
+	while (c->zc_done != c->zc_next) {
+		uint64_t *w = &c->zc_early[(c->zc_done % TCP_ZC_WINDOW) / 64];
+		uint64_t bit = 1ull << (c->zc_done % 64);
+
+		if ((*w & bit) == 0) {
+			break;
+		}
+		*w &= ~bit;
+		c->zc_done++;
+	}
+}
+
+/*
+ * Read the error queue: zero-copy notifications. Returns how many were
+ * read; 0 when it held none (EPOLLERR then means a socket error).
+ */
+static int
+sconn_errqueue(struct tcp_sconn *c)
+{
+	struct pc_xport *x = c->x;
+	int got = 0;
+
+	for (;;) {
+		union {
+			uint8_t buf[TCP_ERRQ_CTL];
+			struct cmsghdr align;
+		} ctl;
+		struct msghdr msg = {.msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf)};
+		struct cmsghdr *cm;
+
+		if (recvmsg(c->fd, &msg, MSG_ERRQUEUE | MSG_DONTWAIT) < 0) {
+			if (errno == EINTR) {
+				continue;
+			}
+			return got; /* EAGAIN: drained */
+		}
+		for (cm = CMSG_FIRSTHDR(&msg); cm != NULL; cm = CMSG_NXTHDR(&msg, cm)) {
+			struct sock_extended_err ee;
+
+			if (!((cm->cmsg_level == SOL_IP && cm->cmsg_type == IP_RECVERR) ||
+			      (cm->cmsg_level == SOL_IPV6 && cm->cmsg_type == IPV6_RECVERR)) ||
+			    cm->cmsg_len < CMSG_LEN(sizeof(ee))) {
+				continue;
+			}
+			memcpy(&ee, CMSG_DATA(cm), sizeof(ee));
+			if (ee.ee_origin != SO_EE_ORIGIN_ZEROCOPY || ee.ee_errno != 0) {
+				continue;
+			}
+			got++;
+			x->stats.serve_zc_done += ee.ee_data - ee.ee_info + 1u;
+			if (ee.ee_code & SO_EE_CODE_ZEROCOPY_COPIED) {
+				x->stats.serve_zc_copied += ee.ee_data - ee.ee_info + 1u;
+				c->zc = false;
+			}
+			sconn_zc_done(c, ee.ee_info, ee.ee_data);
+		}
+	}
+}
+
 /* Write the reply ring: reply headers and pages gathered, pages unpinned once sent. */
 static int
 sconn_write(struct tcp_sconn *c)
 {
 	struct pc_xport *x = c->x;
 	bool progress = false;
+	bool copy = !c->zc;
 
 	while (c->q_n > 0 && c->state != ST_CLOSED) {
 		struct iovec iov[TCP_IOV_MAX];
 		struct msghdr msg = {.msg_iov = iov};
+		uint64_t data_bytes = 0;
 		size_t niov = 0;
+		bool zc;
 		ssize_t n;
 
 		for (uint32_t i = 0; i < c->q_n && niov + 2 <= TCP_IOV_MAX; i++) {
@@ -1151,30 +1312,56 @@ sconn_write(struct tcp_sconn *c)
 
 				iov[niov].iov_base = (void *)(r->data + d); /* only read */
 				iov[niov].iov_len = r->data_len - d;
+				data_bytes += iov[niov].iov_len;
 				niov++;
 			}
 		}
 		msg.msg_iovlen = niov;
-		n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+		zc = !copy && c->zc && data_bytes >= TCP_ZC_MIN_BYTES &&
+		     c->zc_next - c->zc_done < TCP_ZC_WINDOW;
+		n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT | (zc ? MSG_ZEROCOPY : 0));
+		if (n < 0 && zc && errno == ENOBUFS) {
+			/*
+			 * Over the locked-memory limit (RLIMIT_MEMLOCK without
+			 * CAP_IPC_LOCK) or the socket's option memory (unread
+			 * notifications): this send is copied. With none of
+			 * ours outstanding the limit is the user's: stop asking.
+			 */
+			x->stats.serve_zc_nobufs++;
+			if (c->zc_next == c->zc_done) {
+				c->zc = false;
+			}
+			copy = true;
+			continue;
+		}
 		if (n > 0) {
 			uint64_t left = (uint64_t)n;
 
 			progress = true;
 			c->q_bytes -= left;
+			if (zc) {
+				x->stats.serve_zc_sends++;
+				c->zc_next++;
+			}
 			while (left > 0) {
 				struct tcp_reply *r = &c->q[c->q_head];
 				uint64_t take = PC_MIN(left, r->head_len + r->data_len - r->sent);
 
 				r->sent += take;
 				left -= take;
+				if (zc) {
+					r->zc_id = c->zc_next - 1;
+					r->zc_wait = true;
+				}
 				if (r->sent < r->head_len + r->data_len) {
 					break;
 				}
 				x->stats.serve_bytes += r->data_len;
-				pc_store_unpin_bulk(x->store, x->ci, &r->loc, 1);
 				c->q_head = (c->q_head + 1) % PC_TCP_SERVE_QUEUE;
 				c->q_n--;
+				c->q_zc++;
 			}
+			sconn_release(c);
 			sconn_process(c); /* requests held back while the output was full */
 			continue;
 		}
@@ -1183,10 +1370,7 @@ sconn_write(struct tcp_sconn *c)
 		}
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			c->wblocked = true;
-			if (progress || c->wdeadline_ns == 0) {
-				c->wdeadline_ns = x->now_ns + x->timeout_ns;
-				xp_arm(x, c->wdeadline_ns);
-			}
+			sconn_arm_output(c, progress);
 			sconn_update_events(c);
 			return progress;
 		}
@@ -1194,7 +1378,7 @@ sconn_write(struct tcp_sconn *c)
 		return 1;
 	}
 	c->wblocked = false;
-	c->wdeadline_ns = 0;
+	sconn_arm_output(c, progress);
 	sconn_update_events(c);
 	return progress;
 }
@@ -1207,11 +1391,27 @@ sconn_event(struct tcp_sconn *c, uint32_t ev)
 	if (c->state == ST_CLOSED) {
 		return 0;
 	}
-	if (ev & (EPOLLHUP | EPOLLERR)) {
-		sconn_close(c); /* the reader is gone: nothing left to answer */
-		return 1;
+	if (ev & EPOLLERR) {
+		/* Zero-copy notifications; with none, a socket error. */
+		int got = sconn_errqueue(c);
+
+		if (got == 0) {
+			sconn_close(c);
+			return 1;
+		}
+		work += got;
+		sconn_release(c);
+		sconn_arm_output(c, true);
+		sconn_process(c); /* requests held back while every slot was held */
+		if (c->state != ST_CLOSED) {
+			sconn_update_events(c);
+		}
 	}
-	if (ev & (EPOLLIN | EPOLLRDHUP)) {
+	if (ev & EPOLLHUP) {
+		sconn_close(c); /* the reader is gone: nothing left to answer */
+		return work + 1;
+	}
+	if (c->state != ST_CLOSED && (ev & (EPOLLIN | EPOLLRDHUP))) {
 		work += sconn_read(c);
 	}
 	/* Answer at once what was just read (and go on when the socket has room again). */
@@ -1267,6 +1467,9 @@ xp_accept(struct pc_xport *x)
 		c->state = ST_AUTH;
 		c->events = EPOLLIN | EPOLLRDHUP;
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		/* A kernel without it (before 4.14) refuses the option: pages are copied. */
+		c->zc = x->zerocopy &&
+			setsockopt(fd, SOL_SOCKET, SO_ZEROCOPY, &one, sizeof(one)) == 0;
 		if (epoll_set(x, fd, EPOLL_CTL_ADD, c, c->events) != 0) {
 			close(fd);
 			free(c);
@@ -1501,6 +1704,7 @@ tcp_create(const struct pc_xport_opts *o)
 	x->max_chans = o->max_channels_per_peer != 0 ? o->max_channels_per_peer
 						     : PC_XPORT_CHANNELS_DEFAULT;
 	x->timeout_ns = o->op_timeout_ns != 0 ? o->op_timeout_ns : PC_XPORT_OP_TIMEOUT_DEFAULT;
+	x->zerocopy = o->tcp_zerocopy;
 	if (o->secret_len != 0) {
 		memcpy(x->secret, o->secret, o->secret_len);
 	}

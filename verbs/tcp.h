@@ -11,7 +11,11 @@
  * generation; never an address computed from the wire), its len against
  * the pinned page (header + payload, else -EINVAL), and the page is sent
  * straight from the segment mapping (sendmsg, gathering reply headers and
- * pages), pinned until its last byte is written. Per connection at most
+ * pages), pinned until its last byte is written, or with tcp_zerocopy
+ * (MSG_ZEROCOPY, for sends of 16 KiB of pages or more) until the kernel
+ * reports the send done on the error queue; a connection whose sends the
+ * kernel copies anyway (loopback, a NIC without scatter-gather) goes back
+ * to plain sends. Per connection at most
  * PC_TCP_SERVE_QUEUE replies and, soft, PC_TCP_SERVE_OUT_CAP bytes are
  * pending: past that the connection's requests are not read (back-pressure
  * onto the reader). Deadlines, all op_timeout_ns: the handshake, a request

@@ -49,6 +49,7 @@ struct pc_xport_opts {
 	size_t secret_len;
 	unsigned int max_channels_per_peer; /* 0 = default */
 	uint64_t op_timeout_ns;             /* a READ's deadline when the caller gives none */
+	bool tcp_zerocopy;                  /* tcp: serve pages with MSG_ZEROCOPY (tcp.h) */
 };
 
 /* Where a peer's data plane is (from its member record and the directory). */
@@ -96,6 +97,11 @@ struct pc_xport_stats {
 	uint64_t serve_bytes;
 	uint64_t serve_conns_open;
 	uint64_t serve_malformed; /* connections closed for bad bytes */
+	/* tcp zero-copy serving (tcp.h): sends, and their notifications by send. */
+	uint64_t serve_zc_sends;  /* sendmsg calls with MSG_ZEROCOPY */
+	uint64_t serve_zc_done;   /* of them reported done: their pages unpinned */
+	uint64_t serve_zc_copied; /* of those, the kernel copied after all (then: copies) */
+	uint64_t serve_zc_nobufs; /* refused (ENOBUFS: locked-memory limits): sent copied */
 };
 
 struct pc_xport_ops {

@@ -31,6 +31,7 @@ ALL_KEYS = [
     "discovery_addr",
     "mode", "write_policy", "role",
     "protocol", "device_name", "device_names", "ib_port", "gid_index", "max_channels_per_peer",
+    "tcp_zerocopy",
     "global_segment_size", "vnodes", "directory_replicas", "directory_read_cache_ttl",
     "max_masters",
     "disk_enabled", "disk_path", "disk_size",

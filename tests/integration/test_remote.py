@@ -264,6 +264,11 @@ class RemoteTest(tc.ClusterTest):
             node.name, section, sorted(st)))
         return st[section]
 
+    def zc_settled(self, node):
+        """Every zero-copy send node's data port made has been reported done."""
+        xport = self.counters(node, "transport")
+        return xport["serve_zc_done"] == xport["serve_zc_sends"]
+
     def location(self, via, ns, key):
         res = self.wait_found(via, [key], ns)[key]
         self.assertEqual(res["status"], "found", res)
@@ -309,6 +314,16 @@ class RemoteGet(RemoteTest):
         self.assertEqual((remote["bad_pages"], remote["stale"], remote["timeouts"]), (0, 0, 0),
                          remote)
         self.assertGreaterEqual(self.counters(a, "transport")["serve_requests"], 3 * len(keys))
+        # tcp_zerocopy (the default): A sent its large replies with MSG_ZEROCOPY, each one
+        # held until the kernel reported it done; over loopback the kernel copies them anyway
+        # and says so, and those connections went back to plain sends.
+        self.assertTrue(tc.until(lambda: self.zc_settled(a), 10),
+                        "zero-copy sends never reported done: %s" % self.counters(a, "transport"))
+        xport = self.counters(a, "transport")
+        self.assertGreaterEqual(xport["serve_zc_sends"], 1, xport)
+        self.assertGreaterEqual(xport["serve_zc_copied"], 1, xport)
+        self.assertEqual(xport["serve_zc_nobufs"], 0, xport)
+        self.assertEqual(a.stats()["store"]["pinned"], 0)
         # The client's own stats count them as hits, read from another node.
         st = cb.stats()
         self.assertGreaterEqual(st["remote_hits"], 3 * len(keys), st)
@@ -813,6 +828,11 @@ class Namespaces(RemoteTest):
         self.wait_visible(b, cb, list(pages), ns)
         self.check_get(cb, pages, what="remote GET from %s to %s over a veth pair"
                        % (ns_b, ns_a))
+        # The 1 MiB page went zero-copy over the veth pair, and its pin came back.
+        self.assertTrue(tc.until(lambda: self.zc_settled(a), 10),
+                        "zero-copy sends never reported done: %s" % self.counters(a, "transport"))
+        self.assertGreaterEqual(self.counters(a, "transport")["serve_zc_sends"], 1)
+        self.assertEqual(a.stats()["store"]["pinned"], 0)
 
 
 if __name__ == "__main__":

@@ -28,9 +28,9 @@ logger = logging.getLogger("peercache")
 # Every key of the engine's configuration schema (`peercache -- --print-config`).
 ENGINE_KEYS = (
     "discovery_addr", "mode", "write_policy", "role", "protocol", "device_name",
-    "device_names", "ib_port", "gid_index", "max_channels_per_peer", "global_segment_size",
-    "vnodes", "directory_replicas", "directory_read_cache_ttl", "max_masters", "disk_enabled",
-    "disk_path", "disk_size", "metrics_enabled", "metrics_port", "metrics_bind_host",
+    "device_names", "ib_port", "gid_index", "max_channels_per_peer", "tcp_zerocopy",
+    "global_segment_size", "vnodes", "directory_replicas", "directory_read_cache_ttl",
+    "max_masters", "disk_enabled", "disk_path", "disk_size", "metrics_enabled", "metrics_port", "metrics_bind_host",
     "metrics_dashboard", "meta_bind_host", "local_hostname", "rdma_bind_host", "rdma_port",
     "control_bind_host", "control_port", "node_id", "heartbeat_interval", "member_ttl",
     "engine_socket", "idle_policy", "max_sessions", "request_timeout", "page_quarantine",
@@ -38,7 +38,8 @@ ENGINE_KEYS = (
 # The engine accepts these too, but they mean nothing to it: not written.
 FACTORY_KEYS = ("backend_name", "module_path", "class_name", "interface_v1", "autostart")
 
-BOOL_KEYS = {"disk_enabled", "metrics_enabled", "metrics_dashboard", "page_crc"}
+BOOL_KEYS = {"tcp_zerocopy", "disk_enabled", "metrics_enabled", "metrics_dashboard",
+             "page_crc"}
 INT_KEYS = {"ib_port", "gid_index", "max_channels_per_peer", "vnodes", "directory_replicas",
             "max_masters", "metrics_port", "rdma_port", "control_port", "max_sessions",
             "config_version"}

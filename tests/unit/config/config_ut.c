@@ -194,7 +194,7 @@ test_table_integrity(void)
 {
 	size_t prev_end = 0;
 
-	CU_ASSERT_EQUAL(PC_CFG_NKEYS, 45);
+	CU_ASSERT_EQUAL(PC_CFG_NKEYS, 46);
 	CU_ASSERT(PC_CFG_NKEYS <= PC_CONFIG_MAX_KEYS);
 	for (int i = 0; i < PC_CFG_NKEYS; i++) {
 		const struct pc_cfg_key *k = &g_keys[i];
@@ -1363,6 +1363,7 @@ test_print_round_trip_all_keys(void)
 		 "ib_port = 2;\n"
 		 "gid_index = -1;\n"
 		 "max_channels_per_peer = 64;\n"
+		 "tcp_zerocopy = false;\n"
 		 "global_segment_size = \"1.5 GiB\";\n"
 		 "vnodes = 320;\n"
 		 "directory_replicas = 3;\n"

@@ -11,6 +11,9 @@
  * and posts push back when they are full; a cluster secret is enforced; a
  * hostile peer (garbage, a huge len, one byte at a time, never reading the
  * replies) is closed without touching anyone else, and its pins come back.
+ * Zero-copy serving moves the same bytes, holds each page until the kernel
+ * reports its send done, goes back to copies where the kernel copies
+ * anyway (loopback does), and gives every pin back when the reader stalls.
  *
  * Time is virtual (g_now, stepped by every pump); the sockets are real.
  */
@@ -49,6 +52,7 @@ static struct pc_store *g_a; /* the owner */
 static struct pc_store *g_b; /* the reader's node: staging slots */
 static uint64_t g_now = 1000000000000ull;
 static uint32_t g_key_seq;
+static bool g_zc; /* xp_new: tcp_zerocopy */
 
 struct rd {
 	struct pc_xport *x;
@@ -198,6 +202,7 @@ xp_new(struct pc_store *st, const uint8_t *secret, unsigned int max_ch, uint16_t
 		.secret_len = secret != NULL ? strlen((const char *)secret) : 0,
 		.max_channels_per_peer = max_ch,
 		.op_timeout_ns = TIMEOUT_NS,
+		.tcp_zerocopy = g_zc,
 	};
 	struct pc_xport *x = T->create(&o);
 
@@ -309,13 +314,17 @@ read_pages(struct pc_xport *a, struct pc_xport *b, uint16_t port, const struct p
 
 /* ------------------------------------------------------- raw test sockets */
 
+/* rcvbuf: SO_RCVBUF before the connect (the window the server sees), or 0. */
 static int
-raw_connect(uint16_t port)
+raw_connect(uint16_t port, int rcvbuf)
 {
 	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port)};
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
 
 	CU_ASSERT_FATAL(fd >= 0);
+	if (rcvbuf > 0) {
+		CU_ASSERT_EQUAL(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)), 0);
+	}
 	inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
 	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0) {
 		CU_ASSERT_EQUAL(errno, EINPROGRESS);
@@ -347,9 +356,9 @@ raw_recv(int fd, struct pc_xport *srv, uint8_t *buf, size_t n)
 
 /* The handshake, open mode, as a client would run it. */
 static int
-raw_auth(uint16_t port, struct pc_xport *srv)
+raw_auth(uint16_t port, struct pc_xport *srv, int rcvbuf)
 {
-	int fd = raw_connect(port);
+	int fd = raw_connect(port, rcvbuf);
 	uint8_t ch[PC_AUTH_CHALLENGE_LEN];
 	uint8_t resp[PC_AUTH_RESPONSE_LEN];
 	uint8_t conf[PC_AUTH_CONFIRM_LEN];
@@ -1008,21 +1017,21 @@ test_hostile(void)
 
 	page_set(&pg, 5000);
 	/* Garbage instead of a handshake. */
-	fd = raw_connect(port);
+	fd = raw_connect(port, 0);
 	CU_ASSERT_FATAL(raw_recv(fd, a, raw, PC_AUTH_CHALLENGE_LEN));
 	CU_ASSERT_EQUAL(send(fd, "GET / HTTP/1.0\r\n\r\n", 18, 0), 18);
 	CU_ASSERT(raw_closed(fd, a, 1000, STEP_NS, true));
 	close(fd);
 	CU_ASSERT_EQUAL(stats(a).serve_malformed, 1);
 	/* Garbage after the handshake. */
-	fd = raw_auth(port, a);
+	fd = raw_auth(port, a, 0);
 	memset(raw, 0x41, sizeof(raw));
 	CU_ASSERT_EQUAL(send(fd, raw, sizeof(raw), 0), (ssize_t)sizeof(raw));
 	CU_ASSERT(raw_closed(fd, a, 1000, STEP_NS, true));
 	close(fd);
 	CU_ASSERT_EQUAL(stats(a).serve_malformed, 2);
 	/* A huge len. */
-	fd = raw_auth(port, a);
+	fd = raw_auth(port, a, 0);
 	CU_ASSERT_EQUAL(pc_data_req_encode(raw, &req), 0);
 	raw[32] = 0xff;
 	raw[33] = 0xff;
@@ -1033,7 +1042,7 @@ test_hostile(void)
 	close(fd);
 	CU_ASSERT_EQUAL(stats(a).serve_malformed, 3);
 	/* One byte a second: closed once the request is TIMEOUT_NS old. */
-	fd = raw_auth(port, a);
+	fd = raw_auth(port, a, 0);
 	CU_ASSERT_EQUAL(pc_data_req_encode(raw, &req), 0);
 	for (int i = 0; i < 3; i++) {
 		CU_ASSERT_EQUAL(send(fd, raw + i, 1, 0), 1);
@@ -1042,7 +1051,7 @@ test_hostile(void)
 	CU_ASSERT(raw_closed(fd, a, 3, 500000000ull, true));
 	close(fd);
 	/* Silent after connecting: the handshake times out. */
-	fd = raw_connect(port);
+	fd = raw_connect(port, 0);
 	CU_ASSERT_FALSE(raw_closed(fd, a, 10, STEP_NS, true));
 	CU_ASSERT(raw_closed(fd, a, 3, TIMEOUT_NS, true));
 	close(fd);
@@ -1076,7 +1085,7 @@ test_backpressure(void)
 	 * A live reader 200 requests ahead: the server holds them back past its
 	 * caps and answers every one, in order, as the replies are read.
 	 */
-	fd = raw_auth(T->port(a), a);
+	fd = raw_auth(T->port(a), a, 0);
 	for (int i = 0; i < 200; i++) {
 		req.id = (uint64_t)i + 1;
 		CU_ASSERT_EQUAL(pc_data_req_encode(raw, &req), 0);
@@ -1098,7 +1107,7 @@ test_backpressure(void)
 		CU_ASSERT(ss.pinned <= PC_TCP_SERVE_OUT_CAP / pg.len + 1);
 	}
 	close(fd);
-	fd = raw_auth(T->port(a), a);
+	fd = raw_auth(T->port(a), a, 0);
 	/* 1000 requests for 1 MiB each: 1 GiB if the server answered them all at once. */
 	for (int i = 0; i < 1000; i++) {
 		struct pc_xport_cqe none[1];
@@ -1208,11 +1217,209 @@ test_reuseport(void)
 	page_del(&pg);
 }
 
+static uint64_t
+pinned_now(void)
+{
+	struct pc_store_stats ss;
+
+	pc_store_get_stats(g_a, &ss);
+	return ss.pinned;
+}
+
+/* Poll the server until every zero-copy send it made is reported done (bounded). */
+static bool
+zc_settle(struct pc_xport *a)
+{
+	for (int i = 0; i < 100000; i++) {
+		struct pc_xport_stats s = stats(a);
+		struct pc_xport_cqe none[1];
+
+		if (s.serve_zc_done == s.serve_zc_sends) {
+			return true;
+		}
+		g_now += STEP_NS;
+		T->poll(a, g_now, none, 1);
+	}
+	return false;
+}
+
+/*
+ * Zero-copy serving: the bytes are the owner's, 4 KiB (copied: under the
+ * threshold) to 8 MiB; over loopback the kernel reports each send copied,
+ * and the connection goes back to plain sends.
+ */
+static void
+test_zerocopy(void)
+{
+	static const uint32_t lens[] = {4096 - PC_PAGE_HDR_SIZE, 65536, 1u << 20, 8u << 20};
+	struct pc_xport *a;
+	struct pc_xport *b;
+	struct page pg[PC_ARRAY_SIZE(lens)];
+	int status[PC_ARRAY_SIZE(lens)];
+	struct pc_xport_stats s;
+
+	g_zc = true;
+	a = xp_new(g_a, NULL, 0, 0);
+	b = xp_new(g_b, NULL, 1, 0); /* one channel: one server connection */
+	g_zc = false;
+	for (size_t i = 0; i < PC_ARRAY_SIZE(lens); i++) {
+		page_set(&pg[i], lens[i]);
+	}
+	read_pages(a, b, T->port(a), &pg[0], NULL, 1, &status[0], true);
+	CU_ASSERT_EQUAL(status[0], 0);
+	CU_ASSERT_EQUAL(stats(a).serve_zc_sends, 0); /* 4 KiB: copied */
+	read_pages(a, b, T->port(a), &pg[1], NULL, 1, &status[1], true);
+	CU_ASSERT_EQUAL(status[1], 0);
+	s = stats(a);
+	CU_ASSERT(s.serve_zc_sends >= 1);
+	CU_ASSERT_FATAL(zc_settle(a));
+	s = stats(a);
+	CU_ASSERT_EQUAL(s.serve_zc_done, s.serve_zc_sends);
+	/* Loopback hands the receiver copies: the kernel says so, and is believed. */
+	CU_ASSERT(s.serve_zc_copied >= 1);
+	CU_ASSERT_EQUAL(s.serve_zc_nobufs, 0);
+	read_pages(a, b, T->port(a), pg, NULL, PC_ARRAY_SIZE(lens), status, true);
+	for (size_t i = 0; i < PC_ARRAY_SIZE(lens); i++) {
+		CU_ASSERT_EQUAL(status[i], 0);
+	}
+	CU_ASSERT_EQUAL(stats(a).serve_zc_sends, s.serve_zc_sends); /* plain sends now */
+	CU_ASSERT_EQUAL(stats(b).channels_opened, 1);
+	CU_ASSERT_EQUAL(pinned_now(), 0);
+	T->destroy(b);
+	T->destroy(a);
+	for (size_t i = 0; i < PC_ARRAY_SIZE(lens); i++) {
+		page_del(&pg[i]);
+	}
+}
+
+/*
+ * A page sent zero-copy stays pinned after its last byte is written, until
+ * the kernel reports the send done; a reader that stops reading with sends
+ * outstanding is reset after the timeout, and every pin comes back.
+ */
+static void
+test_zerocopy_pins(void)
+{
+	struct pc_data_req req = {.id = 1};
+	uint8_t raw[PC_DATA_REQ_SIZE];
+	uint8_t hdr[PC_DATA_REP_SIZE];
+	static uint8_t body[PC_PAGE_HDR_SIZE + (1u << 20)];
+	struct pc_data_rep rep;
+	struct pc_xport *a;
+	struct page pg;
+	struct page big;
+	bool held = false;
+	int fd;
+
+	g_zc = true;
+	a = xp_new(g_a, NULL, 0, 0);
+	g_zc = false;
+	page_set(&pg, 32u << 10); /* one sendmsg, one skb: one zero-copy id */
+	req.remote_off = pg.off;
+	req.generation = pg.gen;
+	req.len = PC_PAGE_HDR_SIZE + pg.len;
+	fd = raw_auth(T->port(a), a, 0);
+	CU_ASSERT_EQUAL(pc_data_req_encode(raw, &req), 0);
+	CU_ASSERT_EQUAL(send(fd, raw, sizeof(raw), 0), (ssize_t)sizeof(raw));
+	for (int i = 0; i < 100000 && stats(a).serve_bytes < req.len; i++) {
+		struct pc_xport_cqe none[1];
+
+		g_now += STEP_NS;
+		T->poll(a, g_now, none, 1);
+	}
+	{
+		struct pc_xport_stats s = stats(a);
+
+		/* Written, its send not reported done yet: still pinned. */
+		CU_ASSERT_EQUAL_FATAL(s.serve_bytes, req.len);
+		CU_ASSERT_EQUAL(s.serve_zc_sends, 1);
+		held = s.serve_zc_done == 0 && pinned_now() == 1;
+		CU_ASSERT(held);
+	}
+	CU_ASSERT_FATAL(raw_recv(fd, a, hdr, sizeof(hdr)));
+	CU_ASSERT_EQUAL_FATAL(pc_data_rep_decode(hdr, sizeof(hdr), &rep), 0);
+	CU_ASSERT_EQUAL(rep.status, 0);
+	CU_ASSERT_FATAL(raw_recv(fd, a, body, req.len));
+	CU_ASSERT(memcmp(body, seg(g_a, pg.off), req.len) == 0);
+	CU_ASSERT_FATAL(zc_settle(a));
+	CU_ASSERT_EQUAL(pinned_now(), 0); /* reported done: released */
+	close(fd);
+
+	/*
+	 * A reader with a tiny receive buffer that never reads: the first
+	 * zero-copy send cannot be delivered, so it is never reported done
+	 * (nor copied). The output timeout resets the connection and unpins.
+	 */
+	page_set(&big, 1u << 20);
+	req.remote_off = big.off;
+	req.generation = big.gen;
+	req.len = PC_PAGE_HDR_SIZE + big.len;
+	fd = raw_auth(T->port(a), a, 4096);
+	for (uint64_t id = 1; id <= 4; id++) {
+		req.id = id;
+		CU_ASSERT_EQUAL(pc_data_req_encode(raw, &req), 0);
+		CU_ASSERT_EQUAL(send(fd, raw, sizeof(raw), 0), (ssize_t)sizeof(raw));
+	}
+	for (int i = 0; i < 2000; i++) {
+		struct pc_xport_cqe none[1];
+
+		g_now += STEP_NS;
+		T->poll(a, g_now, none, 1);
+	}
+	{
+		struct pc_xport_stats s = stats(a);
+
+		CU_ASSERT(s.serve_zc_sends >= 1);
+		CU_ASSERT(s.serve_zc_done < s.serve_zc_sends);
+		CU_ASSERT(pinned_now() >= 1);
+	}
+	for (int i = 0; i < 4; i++) {
+		struct pc_xport_cqe none[1];
+
+		g_now += TIMEOUT_NS;
+		T->poll(a, g_now, none, 1);
+	}
+	CU_ASSERT_EQUAL(pinned_now(), 0);
+	CU_ASSERT_EQUAL(stats(a).serve_conns_open, 0);
+	/*
+	 * Reset, not closed: the kernel dropped what it still had to send
+	 * from the unpinned pages (a FIN would have followed the whole
+	 * queue). What was already delivered comes first, then the error.
+	 */
+	{
+		uint64_t got = 0;
+		int err = 0;
+
+		for (int i = 0; i < 100000 && err == 0; i++) {
+			ssize_t k = recv(fd, body, sizeof(body), MSG_DONTWAIT);
+
+			if (k > 0) {
+				got += (uint64_t)k;
+			} else if (k == 0) {
+				err = -1; /* EOF: a plain close */
+			} else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+				err = errno;
+			}
+		}
+		CU_ASSERT_EQUAL(err, ECONNRESET);
+		CU_ASSERT(got < req.len);
+	}
+	close(fd);
+	T->destroy(a);
+	page_del(&pg);
+	page_del(&big);
+}
+
 static const struct pc_ut_test read_tests[] = {
-	{"round trip 1 B to 8 MiB", test_roundtrip_sizes}, {"128 in flight", test_batch_128},
-	{"stale and refused ranges", test_refusals},       {"post-time checks", test_post_checks},
-	{"deleted and reused slot", test_reused_slot},     {"incarnation", test_incarnation},
-	{"SO_REUSEPORT lcores", test_reuseport},           {NULL, NULL},
+	{"round trip 1 B to 8 MiB", test_roundtrip_sizes},
+	{"128 in flight", test_batch_128},
+	{"stale and refused ranges", test_refusals},
+	{"post-time checks", test_post_checks},
+	{"deleted and reused slot", test_reused_slot},
+	{"incarnation", test_incarnation},
+	{"SO_REUSEPORT lcores", test_reuseport},
+	{"zero-copy serving", test_zerocopy},
+	{NULL, NULL},
 };
 
 static const struct pc_ut_test fail_tests[] = {
@@ -1222,6 +1429,7 @@ static const struct pc_ut_test fail_tests[] = {
 	{"cluster secret", test_secrets},
 	{"hostile peers", test_hostile},
 	{"reader that never reads", test_backpressure},
+	{"zero-copy pins, reader stalls", test_zerocopy_pins},
 	{"hostile data server", test_hostile_server},
 	{NULL, NULL},
 };
