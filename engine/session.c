@@ -33,7 +33,7 @@
 #include "session_proto.h"
 
 #define PC_SESS_BURST        16      /* submissions taken per session per pass */
-#define PC_SESS_EPOLL_US     200     /* control: how often the socket is polled */
+#define PC_SESS_EPOLL_US     200     /* control: the socket is polled this often when quiet */
 #define PC_SESS_SWEEP_US     10000   /* worker: how often leases are checked */
 #define PC_SESS_HELLO_US     5000000 /* a connection must say hello within this */
 #define PC_SESS_EPOLL_EVENTS 32
@@ -155,6 +155,7 @@ struct pc_sessions {
 	unsigned int nworkers;
 	struct pc_sworker **workers;
 	int listen_fd;
+	bool waits; /* epfd is in the control lcore's wait set */
 	int epfd;
 	bool bound; /* the socket file is ours to unlink */
 	struct pc_poller *ctl_poller;
@@ -1645,8 +1646,9 @@ control_poll(void *arg, uint64_t now_tsc)
 	if (now_tsc < ss->next_epoll_tsc) {
 		return 0;
 	}
-	ss->next_epoll_tsc = now_tsc + pc_us_to_tsc(PC_SESS_EPOLL_US);
 	n = epoll_wait(ss->epfd, evs, PC_SESS_EPOLL_EVENTS, 0);
+	/* A handshake is a few events in a row: look again at once while they come. */
+	ss->next_epoll_tsc = n > 0 ? 0 : now_tsc + pc_us_to_tsc(PC_SESS_EPOLL_US);
 	for (i = 0; i < n; i++) {
 		if (evs[i].data.ptr == NULL) {
 			accept_clients(ss, now_tsc);
@@ -1814,6 +1816,15 @@ pc_sessions_create(const struct pc_config *cfg, struct pc_runtime *rt, struct pc
 	if (ss->ctl_poller == NULL) {
 		goto err_destroy;
 	}
+	/*
+	 * A connecting client, a hello or a hang-up ends the control lcore's
+	 * idle sleep (adaptive): a new client waits at most the epoll
+	 * interval, not a whole sleep.
+	 */
+	if (pc_lcore_wait_fd_add(ss->control, ss->epfd) != 0) {
+		goto err_destroy;
+	}
+	ss->waits = true;
 	if (st == NULL) {
 		PC_LOG(INFO, engine, "admin connections at %s (no page pool: sessions refused)",
 		       ss->path);
@@ -1852,6 +1863,9 @@ pc_sessions_destroy(struct pc_sessions *ss)
 			__atomic_store_n(&s->hdr->closing, 1, __ATOMIC_RELEASE);
 		}
 		control_free_session(ss, s);
+	}
+	if (ss->waits) {
+		pc_lcore_wait_fd_del(ss->control, ss->epfd);
 	}
 	if (ss->ctl_poller != NULL) {
 		pc_lcore_poller_unregister(ss->control, ss->ctl_poller);

@@ -5,6 +5,7 @@ Standard library only; libpeercache is driven through ctypes (pcclient.py).
 Every engine has its own socket and EAL prefix and uses the adaptive idle policy.
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -19,6 +20,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import pcclient  # noqa: E402
 from pcclient import Client, pattern, DEDUP  # noqa: E402
 from test_engine import Engine, child_env, BUILD  # noqa: E402
+from test_cluster import CTL  # noqa: E402
 
 HOSTILE = os.path.join(BUILD, "tests", "integration", "hostile_client")
 KIB = 1024
@@ -354,6 +356,30 @@ class Hostile(SessionTest):
         self.assertEqual(bystander.get(["safe"], [64 * KIB])[2][0], bytes(pattern(6, 64 * KIB)))
         self.assertTrue(wait_for(lambda: bystander.stats()["sessions"] == 1), bystander.stats())
         self.stop_engine_clean()
+
+
+class IdleWake(SessionTest):
+    def control_wakeups(self):
+        r = subprocess.run([CTL, "--socket", self.sock, "--json", "stats"], capture_output=True,
+                           text=True, timeout=30, env=child_env())
+        self.assertEqual(r.returncode, 0, r.stderr)
+        lcores = json.loads(r.stdout)["lcores"]
+        return sum(lc["wakeups"] for lc in lcores if lc["role"] == "control")
+
+    def test_a_connecting_client_wakes_the_idle_control_lcore(self):
+        # Under the adaptive policy an idle control lcore sleeps (up to 1 ms at a time) on its
+        # wait set; the session socket is in it, so a connecting client ends the sleep rather
+        # than waiting it out. Each connect below finds the engine idle (30 ms apart).
+        time.sleep(0.5)
+        before = self.control_wakeups()
+        for _ in range(20):
+            time.sleep(0.03)
+            Client(self.sock, ns="wake").close()
+        woken = self.control_wakeups() - before
+        # The stats call itself is one more; idle wake-ups are about one a second. A sleep
+        # ended by its timeout is not counted, so without the socket in the wait set this
+        # stays near 1.
+        self.assertGreaterEqual(woken, 10, "control lcore woken %d times by 20 connects" % woken)
 
 
 class Limits(SessionTest):
