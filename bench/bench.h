@@ -30,6 +30,8 @@ struct opts {
 	unsigned int reps;
 	int sweep;
 	int reserve_huge; /* --reserve-hugepages: raise nr_hugepages for the run, restore after */
+	const char *rdma_device; /* --rdma-device: NULL = the first with port 1 ACTIVE */
+	int gid_index;           /* --gid-index: RDMA_GID_AUTO, -1 (no GRH) or 0..255 */
 };
 
 /*
@@ -118,6 +120,8 @@ void table_row(const char *name, const char *what, size_t blk, unsigned int batc
 /* A flat result, kept in memory and written by report_json. */
 void json_num(const char *key, double v);
 void json_str(const char *key, const char *v);
+/* A string in an object: json_note("rdma", "skipped", why) is written "rdma": {"skipped": why}. */
+void json_note(const char *obj, const char *key, const char *v);
 /* The value of a numeric key; 0 if it was not recorded. */
 int result_get(const char *key, double *v);
 void row_add(const char *name, size_t size, unsigned int batch, int sweep, double gbps,
@@ -132,6 +136,43 @@ int report_markdown(const char *path, const char *title);
 int report_plot(const char *dir, unsigned int default_batch);
 /* Whether any sweep row was recorded. */
 int report_has_sweep(void);
+
+/* ---------------------------------------------------------------- rdma (rdma.c) */
+
+#define RDMA_GID_AUTO (-100) /* --gid-index not given: RoCE v2 for RoCE, none for InfiniBand */
+
+/* The device, port and GID the rdma half of `remote` uses; the engines get the same. */
+struct rdma_where {
+	char dev[64];
+	int port;
+	int gid_index; /* -1: no GRH (InfiniBand) */
+	int roce;      /* the port's link layer is Ethernet */
+	char text[192];
+};
+
+/*
+ * Pick the device: `name`, or (NULL or "") the first whose `port` is
+ * ACTIVE; and its GID index: gid_index, or with RDMA_GID_AUTO a RoCE v2
+ * one (IPv4-mapped first) on RoCE and none on InfiniBand. 0, or -ENODEV
+ * (-EINVAL: bad arguments, a RoCE port without a GID index) with why: the
+ * line the bench prints when it skips RDMA.
+ */
+int rdma_where_pick(const char *name, int port, int gid_index, struct rdma_where *w, char *why,
+		    size_t len);
+/* The bytes the serving process registers for a point of pages x size (both sides use it). */
+size_t rdma_remote_len(size_t size, unsigned int pages);
+/*
+ * The raw verbs READ baseline's two processes, joined by a connected
+ * stream socket (sock). rdma_serve: register len bytes of a pattern for
+ * remote READ, connect, wait for the reader. rdma_read_bench: connect, then
+ * reps + 1 repetitions (0: warm-up) of `pages` READs of size with `batch`
+ * in flight, the bytes checked after each; samples and per-rep GB/s into s.
+ * Each returns 0 or -errno with why (the other's failure too).
+ */
+int rdma_serve(int sock, const struct rdma_where *w, size_t len, char *why, size_t wlen);
+int rdma_read_bench(int sock, const struct rdma_where *w, size_t size, unsigned int batch,
+		    unsigned int pages, unsigned int reps, struct series *s, char *why,
+		    size_t wlen);
 
 /* ---------------------------------------------------------------- redis (redis.c) */
 

@@ -5,6 +5,7 @@
  *   peercache-bench ring|local|remote|exists|redis|all [--json FILE] [--markdown FILE]
  *                   [--plot DIR] [--socket PATH] [--engine-lcores A[,B]] [--pages N]
  *                   [--page-size B] [--batch N] [--reps N] [--sweep | --no-sweep]
+ *                   [--reserve-hugepages] [--rdma-device NAME] [--gid-index N]
  *
  * Every figure is printed next to a baseline measured in the same run on the
  * same machine, and the ratio between them; nothing here asserts a speed.
@@ -13,6 +14,8 @@
  * with SIGTERM at the end, on error too; --socket uses a running engine for
  * the single-engine subcommands instead. redis (redis.c) starts its own
  * redis-server the same way. `all` includes the sweep unless --no-sweep.
+ * remote runs a second time over protocol rdma when an RDMA device exists
+ * (rdma.c: the device, and the raw verbs READ baseline), else says why not.
  * report.c writes the results: JSON, markdown tables, gnuplot charts.
  */
 #include <errno.h>
@@ -616,14 +619,17 @@ dump_log(const char *path)
 
 /*
  * Start engine idx on host (127.0.0.1 is the discovery head) and wait for its
- * "ready" line (60 s). Its segment is seg_mib MiB.
+ * "ready" line (60 s). Its segment is seg_mib MiB. extra: more key=value
+ * settings (NULL-terminated, at most ENGINE_EXTRA_MAX), or NULL.
  */
+#define ENGINE_EXTRA_MAX 8
 static struct engine *
-start_engine(unsigned int idx, const char *host, int disc_port, unsigned int seg_mib)
+start_engine(unsigned int idx, const char *host, int disc_port, unsigned int seg_mib,
+	     char *const *extra)
 {
 	struct engine *e = &g_eng[idx];
 	char bin[PATH_MAX], prefix[64], sets[9][PATH_MAX + 64];
-	char *argv[40];
+	char *argv[40 + 2 * ENGINE_EXTRA_MAX];
 	int argc = 0, i;
 	uint64_t deadline;
 
@@ -667,6 +673,10 @@ start_engine(unsigned int idx, const char *host, int disc_port, unsigned int seg
 	argv[argc++] = (char *)"idle_policy=adaptive";
 	argv[argc++] = (char *)"--set";
 	argv[argc++] = (char *)"page_quarantine=0";
+	for (i = 0; extra != NULL && extra[i] != NULL && i < ENGINE_EXTRA_MAX; i++) {
+		argv[argc++] = (char *)"--set";
+		argv[argc++] = extra[i];
+	}
 	argv[argc] = NULL;
 
 	e->pid = fork();
@@ -1462,13 +1472,13 @@ baseline_tcp(struct xfer *x, unsigned int pages, unsigned int reps, unsigned int
 	g_child = -1;
 }
 
-static unsigned int
-channels_open(const char *sock)
+/* `peercache-ctl --socket sock [--json] stats` into out (NUL-terminated). 0, or -1. */
+static int
+ctl_stats(const char *sock, int json, char *out, size_t len)
 {
-	char bin[PATH_MAX], cmd[2 * PATH_MAX], out[65536];
+	char bin[PATH_MAX], cmd[2 * PATH_MAX];
 	size_t n;
 	FILE *p;
-	const char *at;
 	char *slash;
 
 	engine_binary(bin, sizeof(bin));
@@ -1476,49 +1486,64 @@ channels_open(const char *sock)
 	if (slash) {
 		*slash = 0;
 	}
-	if (snprintf(cmd, sizeof(cmd), "'%s/peercache-ctl' --socket '%s' --json stats 2>/dev/null",
-		     bin, sock) >= (int)sizeof(cmd)) {
-		return 0;
+	if (snprintf(cmd, sizeof(cmd), "'%s/peercache-ctl' --socket '%s'%s stats 2>/dev/null", bin,
+		     sock, json ? " --json" : "") >= (int)sizeof(cmd)) {
+		return -1;
 	}
 	p = popen(cmd, "r");
 	if (p == NULL) {
-		return 0;
+		return -1;
 	}
-	n = fread(out, 1, sizeof(out) - 1, p);
+	n = fread(out, 1, len - 1, p);
 	out[n] = 0;
 	pclose(p);
-	at = strstr(out, "\"channels_open\"");
+	return 0;
+}
+
+/* The first "key" of the engine's JSON stats as a number; 0 when it is not there. */
+static unsigned long long
+ctl_stat(const char *sock, const char *key)
+{
+	char out[65536], quoted[96];
+	const char *at;
+
+	snprintf(quoted, sizeof(quoted), "\"%s\"", key);
+	if (ctl_stats(sock, 1, out, sizeof(out)) != 0) {
+		return 0;
+	}
+	at = strstr(out, quoted);
 	if (at == NULL || (at = strchr(at, ':')) == NULL) {
 		return 0;
 	}
-	return (unsigned int)strtoul(at + 1, NULL, 10);
+	return strtoull(at + 1, NULL, 10);
+}
+
+static unsigned int
+channels_open(const char *sock)
+{
+	return (unsigned int)ctl_stat(sock, "channels_open");
 }
 
 /*
- * One point of remote: store pages x (reps + 1) fresh pages on A, wait until B
- * sees them all, then GET each repetition's slice through B (rep 0: warm-up),
- * every page checked and read remotely; then the raw TCP baseline over as many
- * connections as B has data channels open. A's pages are deleted at the end.
+ * The GET half of a remote point: store pages x (reps + 1) fresh pages on
+ * A, wait until B sees them all, then GET each repetition's slice through B
+ * (rep 0: warm-up), every page checked and read remotely; A's pages are
+ * deleted at the end. Returns B's remote hits over the GETs.
  */
-static void
-remote_point(struct pc_client *a, struct pc_client *b, size_t size, unsigned int batch,
-	     unsigned int pages, unsigned int reps, int sweep)
+static double
+remote_get(struct pc_client *a, struct pc_client *b, struct xfer *x, unsigned int pages,
+	   unsigned int reps, struct series *get)
 {
-	struct xfer x;
 	struct keyset all;
-	struct series get = {0}, raw = {0};
 	struct pc_client_stats st0, st1;
-	unsigned int r, first, i, conns;
+	unsigned int r, first, i;
+	const size_t size = x->size;
+	const unsigned int batch = x->batch;
 	char prefix[32];
-	double hits;
 
-	if (pages < batch) {
-		pages = batch;
-	}
-	xfer_init(&x, size, batch);
 	snprintf(prefix, sizeof(prefix), "bench-remote-b%u", batch);
 	keys_make(&all, pages * (reps + 1), prefix, size, 0);
-	store_all(a, &x, &all);
+	store_all(a, x, &all);
 	wait_visible(b, &all);
 	pc_client_stats(b, &st0);
 	for (r = 0; r <= reps; r++) {
@@ -1526,33 +1551,61 @@ remote_point(struct pc_client *a, struct pc_client *b, size_t size, unsigned int
 
 		for (first = 0; first < pages; first += batch) {
 			unsigned int n = pages - first < batch ? pages - first : batch;
-			unsigned char *d = xfer_next_dst(&x);
+			unsigned char *d = xfer_next_dst(x);
 			uint64_t t0, t;
 			int rc;
 
-			xfer_point_iov(&x, d, n);
+			xfer_point_iov(x, d, n);
 			t0 = ticks();
-			rc = pc_client_batch_get(b, n, all.ptr + (size_t)r * pages + first, x.iov,
-						 x.niov, x.res);
+			rc = pc_client_batch_get(b, n, all.ptr + (size_t)r * pages + first, x->iov,
+						 x->niov, x->res);
 			t = ticks() - t0;
 			if (rc < 0 || (unsigned int)rc != n) {
-				die("remote GET: %d of %u (results[0] %d)", rc, n, x.res[0]);
+				die("remote GET: %d of %u (results[0] %d)", rc, n, x->res[0]);
 			}
 			for (i = 0; i < n; i++) {
-				if (memcmp(d + (size_t)i * size, x.src + (size_t)i * size, size) !=
+				if (memcmp(d + (size_t)i * size, x->src + (size_t)i * size, size) !=
 				    0) {
 					die("remote GET %s: bytes differ",
 					    all.ptr[(size_t)r * pages + first + i]);
 				}
 			}
-			series_time(&get, r, t, &total);
+			series_time(get, r, t, &total);
 		}
 		if (r > 0) {
-			series_rep(&get, (double)pages * (double)size / ticks_to_ns(total));
+			series_rep(get, (double)pages * (double)size / ticks_to_ns(total));
 		}
 	}
 	pc_client_stats(b, &st1);
-	hits = (double)(st1.remote_hits - st0.remote_hits);
+	/* Free A's segment for the next point (pages are reusable at once: no quarantine). */
+	for (first = 0; first < all.n; first += PC_CLIENT_BATCH_MAX) {
+		unsigned int n =
+			all.n - first < PC_CLIENT_BATCH_MAX ? all.n - first : PC_CLIENT_BATCH_MAX;
+
+		(void)pc_client_delete(a, n, all.ptr + first, NULL);
+	}
+	keys_free(&all);
+	return (double)(st1.remote_hits - st0.remote_hits);
+}
+
+/*
+ * One point of remote: remote_get, then the raw TCP baseline over as many
+ * connections as B has data channels open.
+ */
+static void
+remote_point(struct pc_client *a, struct pc_client *b, size_t size, unsigned int batch,
+	     unsigned int pages, unsigned int reps, int sweep)
+{
+	struct xfer x;
+	struct series get = {0}, raw = {0};
+	unsigned int conns;
+	double hits;
+
+	if (pages < batch) {
+		pages = batch;
+	}
+	xfer_init(&x, size, batch);
+	hits = remote_get(a, b, &x, pages, reps, &get);
 	conns = channels_open(g_eng[1].sock);
 	if (conns == 0) {
 		conns = 1;
@@ -1576,17 +1629,226 @@ remote_point(struct pc_client *a, struct pc_client *b, size_t size, unsigned int
 		json_num("remote.ratio_get_raw_tcp", rate_median(&get) / rate_median(&raw));
 		json_num("remote.remote_hits", hits);
 	}
-	/* Free A's segment for the next point (pages are reusable at once: no quarantine). */
-	for (first = 0; first < all.n; first += PC_CLIENT_BATCH_MAX) {
-		unsigned int n =
-			all.n - first < PC_CLIENT_BATCH_MAX ? all.n - first : PC_CLIENT_BATCH_MAX;
-
-		(void)pc_client_delete(a, n, all.ptr + first, NULL);
-	}
-	keys_free(&all);
 	xfer_free(&x);
 	series_free(&get);
 	series_free(&raw);
+}
+
+/* ---------------------------------------------------------------- remote over rdma */
+
+/*
+ * The raw verbs READ baseline: a serving child (the baselines' peer CPU)
+ * and this process, rdma.c's two halves joined by a socketpair. 0, or
+ * -errno with why (either side's failure).
+ */
+static int
+baseline_rdma(const struct rdma_where *w, size_t size, unsigned int batch, unsigned int pages,
+	      unsigned int reps, struct series *s, char *why, size_t len)
+{
+	int sv[2], rc;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+		die("raw verbs baseline: socketpair: %s", strerror(errno));
+	}
+	if (fork_peer(g_place.peer_cpu) == 0) {
+		char cwhy[256];
+
+		close(sv[0]);
+		/* Its failure reaches the reader through the socket, which prints it. */
+		_exit(rdma_serve(sv[1], w, rdma_remote_len(size, pages), cwhy, sizeof(cwhy)) == 0
+			      ? 0
+			      : 1);
+	}
+	close(sv[1]);
+	rc = rdma_read_bench(sv[0], w, size, batch, pages, reps, s, why, len);
+	/* Closing the socket ends the server's wait, if the reader failed before "done". */
+	close(sv[0]);
+	waitpid(g_child, NULL, 0);
+	g_child = -1;
+	return rc;
+}
+
+/* The first line of the log at path holding needle, newline cut, into out (empty: none). */
+static void
+log_line(const char *path, const char *needle, char *out, size_t len)
+{
+	FILE *f = fopen(path, "r");
+	char line[1024];
+
+	out[0] = 0;
+	if (f == NULL) {
+		return;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		if (strstr(line, needle) != NULL) {
+			line[strcspn(line, "\n")] = 0;
+			snprintf(out, len, "%s", line);
+			break;
+		}
+	}
+	fclose(f);
+}
+
+/*
+ * What engine e reads over: the name in its stats' "transport (NAME)"
+ * title, else in its data plane's "reading over NAME" start-up line, else
+ * "unknown".
+ */
+static void
+engine_transport(const struct engine *e, char *out, size_t len)
+{
+	static char text[65536];
+	char line[1024];
+	const char *at;
+
+	if (ctl_stats(e->sock, 0, text, sizeof(text)) == 0 &&
+	    (at = strstr(text, "transport (")) != NULL) {
+		at += strlen("transport (");
+		snprintf(out, len, "%.*s", (int)strcspn(at, ")\n"), at);
+		return;
+	}
+	log_line(e->log, "reading over ", line, sizeof(line));
+	at = strstr(line, "reading over ");
+	if (at != NULL) {
+		at += strlen("reading over ");
+		snprintf(out, len, "%.*s", (int)strcspn(at, " ,\n"), at);
+		return;
+	}
+	snprintf(out, len, "unknown");
+}
+
+/*
+ * One point of remote over rdma: remote_get through engines started with
+ * protocol rdma, then the raw verbs READ baseline. B's transport counters
+ * must show the GETs' READs (else it read some other way). 0, or -errno
+ * with why.
+ */
+static int
+rdma_point(struct pc_client *a, struct pc_client *b, const struct rdma_where *w, size_t size,
+	   unsigned int batch, unsigned int pages, unsigned int reps, int sweep, char *why,
+	   size_t len)
+{
+	struct xfer x;
+	struct series get = {0}, raw = {0};
+	unsigned long long reads0, reads1;
+	double hits, gg, rg;
+	int rc;
+
+	if (pages < batch) {
+		pages = batch;
+	}
+	xfer_init(&x, size, batch);
+	reads0 = ctl_stat(g_eng[1].sock, "reads_ok");
+	hits = remote_get(a, b, &x, pages, reps, &get);
+	reads1 = ctl_stat(g_eng[1].sock, "reads_ok");
+	rc = baseline_rdma(w, size, batch, pages, reps, &raw, why, len);
+	if (rc == 0 && reads1 <= reads0) {
+		snprintf(why, len, "engine B's transport counted no READ for %.0f remote hits",
+			 hits);
+		rc = -EPROTO;
+	}
+	if (rc == 0) {
+		table_row("remote.rdma_get", "remote GET over rdma (engine B <- A)", size, batch,
+			  sweep, &get);
+		table_row("remote.raw_verbs_read", "raw verbs READ (baseline)", size, batch, sweep,
+			  &raw);
+		gg = rate_median(&get);
+		rg = rate_median(&raw);
+		printf("%-10s %6s ratio GET over rdma/raw verbs READ %.2f; %.0f of %u pages read "
+		       "remotely, %llu READs on B, %u QP(s) on B, 1 QP raw\n",
+		       "", "", gg / rg, hits, pages * (reps + 1), reads1 - reads0,
+		       channels_open(g_eng[1].sock));
+		if (!sweep) {
+			json_num("remote.rdma_get_gbps", gg);
+			json_num("remote.rdma_get_lat_us_avg", mean(get.ns, get.n) / 1000.0);
+			json_num("remote.rdma_get_lat_us_p99", pct(get.ns, get.n, 99.0) / 1000.0);
+			json_num("remote.raw_verbs_read_gbps", rg);
+			json_num("remote.raw_verbs_read_lat_us_avg", mean(raw.ns, raw.n) / 1000.0);
+			json_num("remote.raw_verbs_read_lat_us_p99",
+				 pct(raw.ns, raw.n, 99.0) / 1000.0);
+			json_num("remote.ratio_rdma_raw_verbs", gg / rg);
+			json_num("remote.rdma_remote_hits", hits);
+			json_num("remote.rdma_reads_ok", (double)(reads1 - reads0));
+		}
+	}
+	xfer_free(&x);
+	series_free(&get);
+	series_free(&raw);
+	return rc;
+}
+
+/* An RDMA line: printed, and "rdma": {what: text} in the JSON. */
+static void
+rdma_note(const char *what, const char *text)
+{
+	printf("\nrdma: %s: %s\n", what, text);
+	json_note("rdma", what, text);
+}
+
+/*
+ * remote over protocol rdma, when a device exists: both engines again, with
+ * protocol rdma on the device, port and GID the raw baseline uses; the
+ * default point and (with --sweep) the sweep. No device: one line, and
+ * "rdma": {"skipped": why}. Engines that fell back to tcp are reported, not
+ * measured.
+ */
+static void
+run_remote_rdma(const struct opts *o)
+{
+	struct rdma_where w;
+	struct pc_client *a, *b;
+	char why[1024], ta[32], tb[32], line[512];
+	char dev[128], gid[32];
+	char *sets[] = {(char *)"protocol=rdma", dev, (char *)"ib_port=1", gid, NULL};
+	int port, rc;
+
+	if (rdma_where_pick(o->rdma_device, 1, o->gid_index, &w, why, sizeof(why)) != 0) {
+		rdma_note("skipped", why);
+		return;
+	}
+	snprintf(dev, sizeof(dev), "device_name=%s", w.dev);
+	snprintf(gid, sizeof(gid), "gid_index=%d", w.gid_index);
+	stop_engines();
+	port = free_port();
+	start_engine(0, "127.0.0.1", port, 2048, sets);
+	start_engine(1, "127.0.0.2", port, 1024, sets);
+	engine_transport(&g_eng[0], ta, sizeof(ta));
+	engine_transport(&g_eng[1], tb, sizeof(tb));
+	if (strcmp(ta, "rdma") != 0 || strcmp(tb, "rdma") != 0) {
+		log_line(g_eng[strcmp(tb, "rdma") != 0 ? 1 : 0].log, "protocol rdma:", line,
+			 sizeof(line));
+		snprintf(why, sizeof(why),
+			 "engines read over %s (A) and %s (B), not rdma, on %s%s%s", ta, tb, w.text,
+			 line[0] ? ": " : "", line);
+		rdma_note("fell_back", why);
+		stop_engines();
+		return;
+	}
+	json_note("rdma", "device", w.text);
+	printf("\nrdma: %s; both engines read over rdma\n", w.text);
+	a = connect_or_die(g_eng[0].sock, "bench-remote-rdma");
+	b = connect_or_die(g_eng[1].sock, "bench-remote-rdma");
+	table_head("remote over rdma: GET through B of pages stored on A (protocol rdma) vs raw "
+		   "verbs READ (one RC QP, batch READs in flight)");
+	rc = rdma_point(a, b, &w, o->page_size, o->batch, o->pages, o->reps, 0, why, sizeof(why));
+	if (rc == 0 && o->sweep) {
+		size_t size;
+		unsigned int batch, idx;
+
+		table_head("remote over rdma sweep");
+		for (idx = 0; rc == 0 && sweep_point(idx, &size, &batch) == 0; idx++) {
+			rc = rdma_point(
+				a, b, &w, size, batch,
+				sweep_pages(size, batch, REMOTE_SWEEP_BYTES, REMOTE_SWEEP_PAGES),
+				REMOTE_SWEEP_REPS, 1, why, sizeof(why));
+		}
+	}
+	if (rc != 0) {
+		rdma_note("failed", why);
+	}
+	pc_client_close(a);
+	pc_client_close(b);
+	stop_engines();
 }
 
 /* EXISTS of EXISTS_BATCH 4 KiB pages stored on A: on A, and through B. */
@@ -1654,8 +1916,8 @@ run_remote_and_exists(const struct opts *o, int do_remote, int do_exists)
 	struct pc_client *a, *b;
 	int port = free_port();
 
-	start_engine(0, "127.0.0.1", port, 2048);
-	start_engine(1, "127.0.0.2", port, 1024);
+	start_engine(0, "127.0.0.1", port, 2048, NULL);
+	start_engine(1, "127.0.0.2", port, 1024, NULL);
 	a = connect_or_die(g_eng[0].sock, "bench-remote");
 	b = connect_or_die(g_eng[1].sock, "bench-remote");
 	if (do_remote) {
@@ -1679,6 +1941,9 @@ run_remote_and_exists(const struct opts *o, int do_remote, int do_exists)
 	}
 	pc_client_close(a);
 	pc_client_close(b);
+	if (do_remote) {
+		run_remote_rdma(o);
+	}
 }
 
 /* ---------------------------------------------------------------- rss */
@@ -1872,8 +2137,10 @@ usage(void)
 	fputs("usage: peercache-bench ring|local|remote|exists|redis|all [--json FILE]\n"
 	      "         [--markdown FILE] [--plot DIR] [--socket PATH] [--engine-lcores A[,B]]\n"
 	      "         [--pages N] [--page-size B] [--batch N] [--reps N] [--sweep | --no-sweep]\n"
-	      "         [--reserve-hugepages]\n"
-	      "  all includes the sweep unless --no-sweep; --plot needs the sweep\n",
+	      "         [--reserve-hugepages] [--rdma-device NAME] [--gid-index N]\n"
+	      "  all includes the sweep unless --no-sweep; --plot needs the sweep\n"
+	      "  remote also runs over RDMA when a device has port 1 ACTIVE (--rdma-device:\n"
+	      "  that one; --gid-index: -1 for no GRH, else 0..255; default: RoCE v2)\n",
 	      stderr);
 	exit(2);
 }
@@ -1922,7 +2189,11 @@ check_writable(const char *path)
 int
 main(int argc, char **argv)
 {
-	struct opts o = {.pages = 256, .page_size = 1 << 20, .batch = 32, .reps = 5};
+	struct opts o = {.pages = 256,
+			 .page_size = 1 << 20,
+			 .batch = 32,
+			 .reps = 5,
+			 .gid_index = RDMA_GID_AUTO};
 	const char *cmd, *sock;
 	int i, ring, local, remote, exists, redis, all, no_sweep = 0;
 	char redis_why[256] = "";
@@ -1973,6 +2244,10 @@ main(int argc, char **argv)
 			o.batch = (unsigned int)num_arg(a, v, 1, PC_CLIENT_BATCH_MAX);
 		} else if (strcmp(a, "--reps") == 0) {
 			o.reps = (unsigned int)num_arg(a, v, 1, 60);
+		} else if (strcmp(a, "--rdma-device") == 0) {
+			o.rdma_device = v;
+		} else if (strcmp(a, "--gid-index") == 0) {
+			o.gid_index = strcmp(v, "-1") == 0 ? -1 : (int)num_arg(a, v, 0, 255);
 		} else {
 			usage();
 		}
@@ -2029,7 +2304,7 @@ main(int argc, char **argv)
 
 	sock = o.socket;
 	if ((ring || local) && sock == NULL) {
-		start_engine(0, "127.0.0.1", free_port(), 2048);
+		start_engine(0, "127.0.0.1", free_port(), 2048, NULL);
 		sock = g_eng[0].sock;
 	}
 	if (sock && (ring || local)) {

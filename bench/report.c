@@ -27,6 +27,7 @@
 
 struct kv {
 	char key[KEY_MAX];
+	char sub[KEY_MAX]; /* non-empty: str is key's object's member sub (json_note) */
 	double num;
 	char *str; /* NULL: a number */
 };
@@ -50,6 +51,8 @@ static const struct test {
 	{"local.memcpy", "memcpy (baseline)"},
 	{"remote.get", "remote GET (B <- A)"},
 	{"remote.raw_tcp", "raw TCP (baseline)"},
+	{"remote.rdma_get", "remote GET over rdma (B <- A)"},
+	{"remote.raw_verbs_read", "raw verbs READ (baseline)"},
 	{"redis.get", "redis GET"},
 	{"redis.set", "redis SET"},
 };
@@ -78,12 +81,12 @@ static size_t g_nrows, g_rowcap;
 /* ---------------------------------------------------------------- recording */
 
 static struct kv *
-kv_slot(const char *key)
+kv_slot(const char *key, const char *sub)
 {
 	size_t i;
 
 	for (i = 0; i < g_nkv; i++) {
-		if (strcmp(g_kv[i].key, key) == 0) {
+		if (strcmp(g_kv[i].key, key) == 0 && strcmp(g_kv[i].sub, sub) == 0) {
 			free(g_kv[i].str);
 			g_kv[i].str = NULL;
 			return &g_kv[i];
@@ -101,24 +104,35 @@ kv_slot(const char *key)
 	}
 	memset(&g_kv[g_nkv], 0, sizeof(g_kv[g_nkv]));
 	snprintf(g_kv[g_nkv].key, sizeof(g_kv[g_nkv].key), "%s", key);
+	snprintf(g_kv[g_nkv].sub, sizeof(g_kv[g_nkv].sub), "%s", sub);
 	return &g_kv[g_nkv++];
 }
 
 void
 json_num(const char *key, double v)
 {
-	kv_slot(key)->num = v;
+	kv_slot(key, "")->num = v;
+}
+
+static void
+kv_set_str(struct kv *k, const char *v)
+{
+	k->str = strdup(v);
+	if (k->str == NULL) {
+		die("out of memory");
+	}
 }
 
 void
 json_str(const char *key, const char *v)
 {
-	struct kv *k = kv_slot(key);
+	kv_set_str(kv_slot(key, ""), v);
+}
 
-	k->str = strdup(v);
-	if (k->str == NULL) {
-		die("out of memory");
-	}
+void
+json_note(const char *obj, const char *key, const char *v)
+{
+	kv_set_str(kv_slot(obj, key), v);
 }
 
 int
@@ -127,7 +141,7 @@ result_get(const char *key, double *v)
 	size_t i;
 
 	for (i = 0; i < g_nkv; i++) {
-		if (g_kv[i].str == NULL && strcmp(g_kv[i].key, key) == 0) {
+		if (g_kv[i].str == NULL && g_kv[i].sub[0] == 0 && strcmp(g_kv[i].key, key) == 0) {
 			*v = g_kv[i].num;
 			return 1;
 		}
@@ -135,17 +149,25 @@ result_get(const char *key, double *v)
 	return 0;
 }
 
+/* A string result: json_str's key (sub ""), or json_note's obj and key; "" if none. */
 static const char *
-result_str(const char *key)
+result_note(const char *key, const char *sub)
 {
 	size_t i;
 
 	for (i = 0; i < g_nkv; i++) {
-		if (g_kv[i].str != NULL && strcmp(g_kv[i].key, key) == 0) {
+		if (g_kv[i].str != NULL && strcmp(g_kv[i].key, key) == 0 &&
+		    strcmp(g_kv[i].sub, sub) == 0) {
 			return g_kv[i].str;
 		}
 	}
 	return "";
+}
+
+static const char *
+result_str(const char *key)
+{
+	return result_note(key, "");
 }
 
 void
@@ -311,6 +333,20 @@ tmp_commit(FILE *f, const char *tmp, const char *path)
 	return 0;
 }
 
+/* Whether an object member before g_kv[i] belongs to the same object (then it is written). */
+static int
+kv_obj_seen(size_t i)
+{
+	size_t j;
+
+	for (j = 0; j < i; j++) {
+		if (g_kv[j].sub[0] != 0 && strcmp(g_kv[j].key, g_kv[i].key) == 0) {
+			return 1;
+		}
+	}
+	return 0;
+}
+
 int
 report_json(const char *path)
 {
@@ -325,15 +361,34 @@ report_json(const char *path)
 	}
 	fputc('{', f);
 	for (i = 0; i < g_nkv; i++) {
-		fprintf(f, "%s\n  ", i ? "," : "");
+		size_t j;
+
+		if (g_kv[i].sub[0] != 0 && kv_obj_seen(i)) {
+			continue;
+		}
+		fprintf(f, "%s\n  ", first ? "" : ",");
+		first = 0;
 		json_string(f, g_kv[i].key);
 		fputs(": ", f);
-		if (g_kv[i].str) {
+		if (g_kv[i].sub[0] != 0) {
+			/* The object's members, all at the place of its first. */
+			fputc('{', f);
+			for (j = i; j < g_nkv; j++) {
+				if (g_kv[j].sub[0] != 0 && strcmp(g_kv[j].key, g_kv[i].key) == 0) {
+					fputs(j == i ? "" : ", ", f);
+					json_string(f, g_kv[j].sub);
+					fputs(": ", f);
+					json_string(f, g_kv[j].str);
+				}
+			}
+			fputc('}', f);
+		} else if (g_kv[i].str) {
 			json_string(f, g_kv[i].str);
 		} else {
 			json_number(f, g_kv[i].num);
 		}
 	}
+	first = 1;
 	if (report_has_sweep()) {
 		fprintf(f, "%s\n  \"sweep\": [", g_nkv ? "," : "");
 		for (i = 0; i < g_nrows; i++) {
@@ -371,6 +426,35 @@ md_num_row(FILE *f, const char *text, const char *key, const char *fmt)
 		fprintf(f, "| %s | ", text);
 		fprintf(f, fmt, v);
 		fputs(" |\n", f);
+	}
+}
+
+/* What became of remote over RDMA: the device and the ratio, or why it was not measured. */
+static void
+md_rdma(FILE *f)
+{
+	static const char *const why[][2] = {
+		{"skipped", "skipped"},
+		{"fell_back", "not measured, the engines fell back"},
+		{"failed", "failed"},
+	};
+	double ratio, get = 0.0, raw = 0.0;
+	size_t i;
+
+	for (i = 0; i < sizeof(why) / sizeof(why[0]); i++) {
+		const char *text = result_note("rdma", why[i][0]);
+
+		if (text[0] != 0) {
+			fprintf(f, "\nRDMA: %s: %s.\n", why[i][1], text);
+		}
+	}
+	if (result_get("remote.ratio_rdma_raw_verbs", &ratio)) {
+		(void)result_get("remote.rdma_get_gbps", &get);
+		(void)result_get("remote.raw_verbs_read_gbps", &raw);
+		fprintf(f,
+			"\nRDMA (%s): remote GET over rdma / raw verbs READ %.3f (%.3f / %.3f "
+			"GB/s).\n",
+			result_note("rdma", "device"), ratio, get, raw);
 	}
 }
 
@@ -479,6 +563,7 @@ report_markdown(const char *path, const char *title)
 			r->batch, r->gbps, r->lat_avg_us, r->lat_p99_us, r->ops);
 	}
 
+	md_rdma(f);
 	if (result_get("ring.rtt_ns_p50", &v)) {
 		fputs("\n### ring (ns per round trip, p50)\n\n| | p50 |\n|---|---|\n", f);
 		md_num_row(f, "engine: `pc_client_ping` (empty)", "ring.rtt_ns_p50", "%.0f");
