@@ -160,7 +160,7 @@ install-deps:
 
 SRC_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 LINT_SRCS := $(LIB_SRCS) engine/main.c client/peercache.c tools/peercache-ctl.c \
-	bench/peercache-bench.c bench/rdma.c bench/redis.c bench/report.c
+	bench/peercache-bench.c bench/rdma.c bench/redis.c bench/report.c bench/series.c
 
 format:
 	clang-format -i $(SRC_FILES)
@@ -192,7 +192,7 @@ include $(wildcard client/client.mk tests/integration/integration.mk)
 # scripts/install-deps.sh --bench adds redis-server and gnuplot-nox (hiredis, which
 # make lint needs for the bench too, is in the base list); make bench runs it first.
 BENCH := $(BUILD)/peercache-bench
-BENCH_SRCS := bench/peercache-bench.c bench/rdma.c bench/redis.c bench/report.c
+BENCH_SRCS := bench/peercache-bench.c bench/rdma.c bench/redis.c bench/report.c bench/series.c
 BENCH_OBJS := $(BENCH_SRCS:%.c=$(BUILD)/obj/%.o)
 # Expanded when the link runs, after bench-deps has installed hiredis.
 BENCH_LIBS = $(shell pkg-config --libs hiredis 2>/dev/null || echo -lhiredis)

@@ -20,11 +20,12 @@
 #include <unistd.h>
 
 #include "../../../bench/rdma.c"
+#include "../../../bench/series.c"
 #include "fake_verbs.h"
 #include "mock.h"
 #include "ut.h"
 
-/* ---- what rdma.c takes from peercache-bench.c: time and the series ---- */
+/* ---- what rdma.c takes from peercache-bench.c: time (the series are series.c's) ---- */
 
 double g_tsc_ghz = 1.0;
 
@@ -41,37 +42,6 @@ double
 ticks_to_ns(uint64_t t)
 {
 	return (double)t / g_tsc_ghz;
-}
-
-void
-series_add(struct series *s, double ns)
-{
-	if (s->n == s->cap) {
-		size_t cap = s->cap ? s->cap * 2 : 64;
-		double *p = realloc(s->ns, cap * sizeof(*p));
-
-		CU_ASSERT_FATAL(p != NULL);
-		s->ns = p;
-		s->cap = cap;
-	}
-	s->ns[s->n++] = ns;
-}
-
-void
-series_time(struct series *s, unsigned int r, uint64_t t, uint64_t *total)
-{
-	*total += t;
-	if (r > 0) {
-		series_add(s, ticks_to_ns(t));
-	}
-}
-
-void
-series_rep(struct series *s, double rate)
-{
-	if (s->nrep < sizeof(s->rep_rate) / sizeof(s->rep_rate[0])) {
-		s->rep_rate[s->nrep++] = rate;
-	}
 }
 
 /* ---- the GID table (ibv_query_gid_table is inline over this) ---- */
