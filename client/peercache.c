@@ -16,19 +16,20 @@
  * {slot, seq}. Client-private state per slot: FREE, OWNED (a thread fills
  * or reads it), INFLIGHT (submitted, its owner waits), CANCELLED (its owner
  * gave up: timeout or engine death) and DETACHED (a GET_DONE nobody waits
- * for). A completion whose seq is not the slot's current one, or that finds
- * the slot FREE or OWNED, is dropped. A CANCELLED or DETACHED slot becomes
- * FREE only when its completion arrives: until then the engine may still be
- * reading or writing it.
+ * for); the last three are `busy`: the engine owes them a completion. A
+ * completion is the engine storing the request's seq into the slot's
+ * done_seq; only a busy slot's is looked at, and only its current seq
+ * counts. A CANCELLED or DETACHED slot becomes FREE only when its completion
+ * arrives: until then the engine may still be reading or writing it.
  *
- * Waiting. Completions are dequeued by whichever waiting thread holds the
- * `poller` role (leader/followers): it spins a few microseconds, then
- * sleeps on the region's cq_futex (a shared futex, cq_waiters counted
- * around the sleep) and every millisecond checks the socket and `closing`.
- * It dispatches every completion it dequeues, its own or another thread's,
- * and bumps the private event word `evt`; the other waiters sleep on `evt`,
- * so a completion dequeued for them is never a lost wake-up, and the
- * leader's leaving wakes one of them to take over.
+ * Waiting. Completions are looked for by whichever waiting thread holds the
+ * `poller` role (leader/followers): it spins a few microseconds on the busy
+ * slots' done_seq, then sleeps on the region's cq_futex (a shared futex,
+ * cq_waiters counted around the sleep) and every millisecond checks the
+ * socket and `closing`. It dispatches every completion it finds, its own
+ * or another thread's, and bumps the private event word `evt`; the other
+ * waiters sleep on `evt`, so a completion found for them is never a lost
+ * wake-up, and the leader's leaving wakes one of them to take over.
  *
  * Timeouts. Each engine request (up to 128 keys) gets one deadline, now +
  * the client's timeout when its keys are gathered; it bounds the wait for a
@@ -86,7 +87,6 @@
 #define PC_LIVENESS_NS    PC_NS_PER_MS        /* socket/closing check period while waiting */
 #define PC_LEADER_NAP     PC_NS_PER_MS        /* longest sleep on cq_futex */
 #define PC_FOLLOWER_NAP   (10 * PC_NS_PER_MS) /* longest sleep on evt (woken on every event) */
-#define PC_DRAIN_BURST    32u
 
 /* Sanity caps on what a hello reply may ask us to map. */
 #define PC_SEGMENT_SIZE_MAX (1ull << 46)
@@ -136,7 +136,6 @@ struct pc_conn {
 	uint64_t region_size;
 	struct pc_session_hdr *hdr;
 	struct rte_ring *sq;
-	struct rte_ring *cq;
 	uint8_t *slots;
 	uint32_t slot_size;
 	uint32_t nslots;
@@ -145,13 +144,13 @@ struct pc_conn {
 
 	uint32_t broken; /* the session is dead: every call on it fails fast */
 	uint32_t next_seq;
-	uint32_t poller;    /* a thread is dequeuing completions */
+	uint32_t poller;    /* a thread is looking for completions */
 	uint32_t evt;       /* private futex: bumped on every dispatch or hand-off */
 	uint32_t followers; /* threads sleeping on evt */
-	uint64_t stray;     /* completions dropped: unknown slot or seq */
 
-	pthread_mutex_t lock; /* changes of free_mask and ctl[].state/seq */
+	pthread_mutex_t lock; /* changes of free_mask, busy_mask and ctl[].state/seq */
 	uint32_t free_mask;   /* atomic: read without the lock as a hint */
+	uint32_t busy_mask;   /* atomic: INFLIGHT, CANCELLED or DETACHED (awaiting done_seq) */
 	struct pc_slot_ctl ctl[PC_SESSION_SLOTS_MAX];
 };
 
@@ -342,7 +341,7 @@ reply_check(const struct pc_hello_reply *r)
 	if (r->slot_size < sizeof(struct pc_req_slot) || r->slot_size % 64 != 0) {
 		return "bad slot size";
 	}
-	if (r->sq_off % 64 != 0 || r->cq_off % 64 != 0 || r->slots_off % 64 != 0) {
+	if (r->sq_off % 64 != 0 || r->slots_off % 64 != 0) {
 		return "misaligned region offset";
 	}
 	if (r->ring_size < r->nslots || r->ring_size > PC_RING_SIZE_MAX) {
@@ -361,10 +360,9 @@ ranges_overlap(uint64_t a0, uint64_t a1, uint64_t b0, uint64_t b1)
 	return a0 < b1 && b0 < a1;
 }
 
-/* Check one ring header made by the engine; *end gets the end of its memory. */
+/* Check the submission ring's header made by the engine; *end gets the end of its memory. */
 static const char *
-ring_check(const struct pc_conn *k, uint32_t off, uint32_t ring_size, bool multi_prod,
-	   uint64_t *end)
+ring_check(const struct pc_conn *k, uint32_t off, uint32_t ring_size, uint64_t *end)
 {
 	const struct rte_ring *r = (const struct rte_ring *)(k->region + off);
 	uint32_t size, mask, cap;
@@ -385,8 +383,8 @@ ring_check(const struct pc_conn *k, uint32_t off, uint32_t ring_size, bool multi
 	if (*end > k->region_size) {
 		return "ring outside the region";
 	}
-	/* Our threads enqueue (submission) or dequeue (completion) concurrently. */
-	st = multi_prod ? PC_READ_ONCE(r->prod.sync_type) : PC_READ_ONCE(r->cons.sync_type);
+	/* Our threads enqueue concurrently. */
+	st = PC_READ_ONCE(r->prod.sync_type);
 	if (st != RTE_RING_SYNC_MT && st != RTE_RING_SYNC_MT_RTS && st != RTE_RING_SYNC_MT_HTS) {
 		return "ring not multi-thread safe on the client side";
 	}
@@ -400,7 +398,7 @@ region_check(struct pc_conn *k, const struct pc_hello_reply *r)
 	const struct pc_session_hdr *h = k->hdr;
 	uint64_t hdr_end = sizeof(struct pc_session_hdr);
 	uint64_t slots_end = (uint64_t)r->slots_off + (uint64_t)r->nslots * r->slot_size;
-	uint64_t sq_end, cq_end;
+	uint64_t sq_end;
 	const char *why;
 
 	if (PC_READ_ONCE(h->magic) != PC_SESSION_MAGIC ||
@@ -411,18 +409,12 @@ region_check(struct pc_conn *k, const struct pc_hello_reply *r)
 	    PC_READ_ONCE(h->engine_incarnation) != r->engine_incarnation) {
 		return "session header disagrees with the reply";
 	}
-	why = ring_check(k, r->sq_off, r->ring_size, true, &sq_end);
-	if (why == NULL) {
-		why = ring_check(k, r->cq_off, r->ring_size, false, &cq_end);
-	}
+	why = ring_check(k, r->sq_off, r->ring_size, &sq_end);
 	if (why != NULL) {
 		return why;
 	}
-	if (ranges_overlap(r->sq_off, sq_end, r->cq_off, cq_end) ||
-	    ranges_overlap(r->sq_off, sq_end, r->slots_off, slots_end) ||
-	    ranges_overlap(r->cq_off, cq_end, r->slots_off, slots_end) ||
-	    ranges_overlap(0, hdr_end, r->sq_off, sq_end) ||
-	    ranges_overlap(0, hdr_end, r->cq_off, cq_end)) {
+	if (ranges_overlap(r->sq_off, sq_end, r->slots_off, slots_end) ||
+	    ranges_overlap(0, hdr_end, r->sq_off, sq_end)) {
 		return "region parts overlap";
 	}
 	return NULL;
@@ -492,7 +484,6 @@ conn_map(struct pc_conn *k, const struct pc_hello_reply *r, int seg_fd, int regi
 		goto out;
 	}
 	k->sq = (struct rte_ring *)(k->region + r->sq_off);
-	k->cq = (struct rte_ring *)(k->region + r->cq_off);
 	k->slots = k->region + r->slots_off;
 	k->slot_size = r->slot_size;
 	k->session_id = r->session_id;
@@ -767,52 +758,55 @@ conn_check_alive(struct pc_conn *k)
 	return 0;
 }
 
-/* Dequeue and dispatch every completion posted; returns how many. */
+/*
+ * Dispatch every completion the engine has written (a busy slot whose
+ * done_seq is the seq we submitted on it); returns how many. The first look
+ * takes no lock: it reads one cache line per slot in flight.
+ */
 static unsigned int
 conn_drain(struct pc_conn *k)
 {
-	struct pc_ring_elem e[PC_DRAIN_BURST] = {{0}}; /* only e[0..n) is read */
-	unsigned int n, total = 0;
-	bool changed = false;
+	uint32_t busy = __atomic_load_n(&k->busy_mask, __ATOMIC_ACQUIRE);
+	uint32_t done = 0;
+	unsigned int n = 0;
 
-	do {
-		n = rte_ring_dequeue_burst_elem(k->cq, e, PC_RING_ELEM_SIZE, PC_DRAIN_BURST, NULL);
-		if (n == 0) {
+	for (uint32_t m = busy; m != 0; m &= m - 1) {
+		uint32_t s = (uint32_t)__builtin_ctz(m);
+
+		if (__atomic_load_n(&slot_ptr(k, s)->done_seq, __ATOMIC_ACQUIRE) ==
+		    __atomic_load_n(&k->ctl[s].seq, __ATOMIC_RELAXED)) {
+			done |= 1u << s;
+		}
+	}
+	if (done == 0) {
+		return 0;
+	}
+	pthread_mutex_lock(&k->lock);
+	for (uint32_t m = done; m != 0; m &= m - 1) {
+		uint32_t s = (uint32_t)__builtin_ctz(m);
+		struct pc_slot_ctl *ctl = &k->ctl[s];
+
+		switch (ctl->state) {
+		case PC_SLOT_INFLIGHT:
+			ctl->state = PC_SLOT_OWNED;
+			__atomic_store_n(&ctl->done, 1, __ATOMIC_RELEASE);
 			break;
+		case PC_SLOT_CANCELLED:
+		case PC_SLOT_DETACHED:
+			ctl->state = PC_SLOT_FREE;
+			__atomic_fetch_or(&k->free_mask, 1u << s, __ATOMIC_RELAXED);
+			break;
+		default:
+			continue; /* dispatched already: its bit was stale */
 		}
-		pthread_mutex_lock(&k->lock);
-		for (unsigned int i = 0; i < n; i++) {
-			struct pc_slot_ctl *ctl;
-
-			if (e[i].slot >= k->nslots || k->ctl[e[i].slot].seq != e[i].seq) {
-				k->stray++;
-				continue;
-			}
-			ctl = &k->ctl[e[i].slot];
-			switch (ctl->state) {
-			case PC_SLOT_INFLIGHT:
-				ctl->state = PC_SLOT_OWNED;
-				__atomic_store_n(&ctl->done, 1, __ATOMIC_RELEASE);
-				changed = true;
-				break;
-			case PC_SLOT_CANCELLED:
-			case PC_SLOT_DETACHED:
-				ctl->state = PC_SLOT_FREE;
-				__atomic_fetch_or(&k->free_mask, 1u << e[i].slot, __ATOMIC_RELAXED);
-				changed = true;
-				break;
-			default:
-				k->stray++;
-				break;
-			}
-		}
-		pthread_mutex_unlock(&k->lock);
-		total += n;
-	} while (n == PC_DRAIN_BURST);
-	if (changed) {
+		__atomic_fetch_and(&k->busy_mask, ~(1u << s), __ATOMIC_RELAXED);
+		n++;
+	}
+	pthread_mutex_unlock(&k->lock);
+	if (n > 0) {
 		evt_bump(k);
 	}
-	return total;
+	return n;
 }
 
 static bool
@@ -832,8 +826,8 @@ conn_lead(struct pc_conn *k, enum pc_wait_for what, uint32_t s, uint64_t deadlin
 	uint64_t last_check = start;
 
 	for (;;) {
-		uint32_t v = __atomic_load_n(&k->hdr->cq_futex, __ATOMIC_ACQUIRE);
 		uint64_t now, nap;
+		uint32_t v;
 		int rc;
 
 		conn_drain(k);
@@ -858,9 +852,21 @@ conn_lead(struct pc_conn *k, enum pc_wait_for what, uint32_t s, uint64_t deadlin
 			}
 			last_check = now;
 		}
+		/*
+		 * Sleep: waiters raised, then the word read, then the slots
+		 * looked at once more. The engine writes done_seq, bumps the
+		 * word, then reads cq_waiters: either we see the completion,
+		 * or the word moved (futex_wait returns at once), or it wakes
+		 * us. Spinning never reads the word, so completions do not
+		 * bounce its line while nobody sleeps.
+		 */
 		nap = PC_MIN(deadline - now, PC_LEADER_NAP);
 		__atomic_fetch_add(&k->hdr->cq_waiters, 1, __ATOMIC_SEQ_CST);
-		futex_wait(&k->hdr->cq_futex, v, nap, true);
+		v = __atomic_load_n(&k->hdr->cq_futex, __ATOMIC_SEQ_CST);
+		conn_drain(k);
+		if (!wait_ready(k, what, s)) {
+			futex_wait(&k->hdr->cq_futex, v, nap, true);
+		}
 		__atomic_fetch_sub(&k->hdr->cq_waiters, 1, __ATOMIC_SEQ_CST);
 	}
 }
@@ -1010,16 +1016,20 @@ slot_submit(struct pc_conn *k, uint32_t s, uint64_t deadline, bool detach)
 	struct pc_req_slot *rs = slot_ptr(k, s);
 	struct pc_ring_elem e = {.slot = s};
 
-	e.seq = __atomic_fetch_add(&k->next_seq, 1, __ATOMIC_RELAXED);
+	/* Never the seq the slot last completed (a fresh slot's done_seq is 0). */
+	do {
+		e.seq = __atomic_fetch_add(&k->next_seq, 1, __ATOMIC_RELAXED);
+	} while (e.seq == __atomic_load_n(&rs->done_seq, __ATOMIC_ACQUIRE));
 	rs->seq = e.seq;
 	rs->flags = 0;
 	rs->deadline_ns = deadline;
 	rs->status = 0;
 	rs->count = 0;
 	pthread_mutex_lock(&k->lock);
-	k->ctl[s].seq = e.seq;
+	__atomic_store_n(&k->ctl[s].seq, e.seq, __ATOMIC_RELAXED);
 	__atomic_store_n(&k->ctl[s].done, 0, __ATOMIC_RELAXED);
 	k->ctl[s].state = detach ? PC_SLOT_DETACHED : PC_SLOT_INFLIGHT;
+	__atomic_fetch_or(&k->busy_mask, 1u << s, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&k->lock);
 	if (rte_ring_enqueue_elem(k->sq, &e, PC_RING_ELEM_SIZE) == 0) {
 		doorbell_ring(k);
@@ -1028,6 +1038,7 @@ slot_submit(struct pc_conn *k, uint32_t s, uint64_t deadline, bool detach)
 	/* Cannot happen with capacity >= nslots, unless the engine broke the ring. */
 	pthread_mutex_lock(&k->lock);
 	k->ctl[s].state = PC_SLOT_OWNED;
+	__atomic_fetch_and(&k->busy_mask, ~(1u << s), __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&k->lock);
 	if (detach) {
 		slot_release(k, s);

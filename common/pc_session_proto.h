@@ -16,29 +16,32 @@
  *    the engine closes the socket.
  *
  * 2. The session region (all offsets from its start, every part 64-byte
- *    aligned): struct pc_session_hdr at 0; the submission ring at sq_off and
- *    the completion ring at cq_off, both rte_rings made by the engine with
- *    rte_ring_init() and PC_RING_ELEM_SIZE-byte elements (struct pc_ring_elem);
- *    then nslots request slots (struct pc_req_slot) at slots_off, slot_size
- *    bytes apart. The submission ring is multi-producer (RTS; the client's
- *    threads) and single-consumer (the engine worker that owns the session);
- *    the completion ring is single-producer (that worker) and multi-consumer
- *    (RTS; the client's threads).
+ *    aligned): struct pc_session_hdr at 0; the submission ring at sq_off,
+ *    an rte_ring made by the engine with rte_ring_init() and
+ *    PC_RING_ELEM_SIZE-byte elements (struct pc_ring_elem), multi-producer
+ *    (RTS; the client's threads) and single-consumer (the engine worker
+ *    that owns the session); then nslots request slots (struct
+ *    pc_req_slot) at slots_off, slot_size bytes apart.
  *
  * 3. A request. The client owns a free slot, fills its request part (op,
  *    keys in the arena, lengths, deadline), and enqueues {slot, seq} on the
  *    submission ring. The engine worker copies and validates what it needs
  *    from the slot (everything in the region is untrusted: a bad index,
  *    count, length or offset fails that request with -EINVAL and nothing
- *    else), does the work, writes the response part, and enqueues the same
- *    {slot, seq} on the completion ring, then bumps cq_futex and, if
- *    cq_waiters is non-zero, FUTEX_WAKEs it (a shared futex). Clients spin
- *    briefly, then sleep on cq_futex with a timeout. The doorbell: a worker
- *    about to sleep (idle_policy adaptive) sets sq_doze, then looks at the
- *    submission ring once more; a client that finds sq_doze set after
- *    enqueuing (a full fence between the two) writes an 8-byte 1 to the
- *    doorbell, an eventfd that wakes the worker. Without a doorbell a
- *    request waits out the worker's sleep (at most 1 ms).
+ *    else), does the work, writes the response part, and completes the
+ *    request by storing seq into the slot's done_seq (a release store after
+ *    the response: done_seq, status and count share the slot's first cache
+ *    line, so a waiting client reads one line). It then bumps cq_futex and,
+ *    if cq_waiters is non-zero, FUTEX_WAKEs it (a shared futex). Clients
+ *    spin on the done_seq of the slots they have in flight, then sleep on
+ *    cq_futex with a timeout. There is no completion ring (version 1 had
+ *    one): a completion costs the client one cache line, not a ring's tail,
+ *    entry and consumer tail. The doorbell: a worker about to sleep
+ *    (idle_policy adaptive) sets sq_doze, then looks at the submission ring
+ *    once more; a client that finds sq_doze set after enqueuing (a full
+ *    fence between the two) writes an 8-byte 1 to the doorbell, an eventfd
+ *    that wakes the worker. Without a doorbell a request waits out the
+ *    worker's sleep (at most 1 ms).
  *
  * 4. Two-phase operations. SET: PC_OP_SET_ALLOC reserves one page per key
  *    (keys already published answer PC_R_DEDUP and get no page), returns
@@ -61,9 +64,10 @@
 #ifndef PC_SESSION_PROTO_H
 #define PC_SESSION_PROTO_H
 
+#include <stddef.h>
 #include <stdint.h>
 
-#define PC_PROTO_VERSION 1
+#define PC_PROTO_VERSION 2
 
 #define PC_HELLO_MAGIC       0x4c484350u /* "PCHL" */
 #define PC_HELLO_REPLY_MAGIC 0x52484350u /* "PCHR" */
@@ -97,7 +101,7 @@ enum pc_op {
 /* Per-key results besides 0 (ok, hit) and -errno. */
 #define PC_R_DEDUP 1 /* SET: the key was already published; nothing written */
 
-/* One submission or completion ring element. */
+/* One submission ring element. */
 struct pc_ring_elem {
 	uint32_t slot; /* index into the request slots */
 	uint32_t seq;  /* the client's sequence number for this use of the slot */
@@ -127,9 +131,8 @@ struct pc_hello_reply {
 	uint32_t nslots;
 	uint32_t slot_size;
 	uint32_t sq_off;
-	uint32_t cq_off;
 	uint32_t slots_off;
-	uint32_t ring_size;         /* elements in each ring */
+	uint32_t ring_size;         /* elements in the submission ring */
 	char msg[PC_HELLO_MSG_MAX]; /* why it was refused; NUL-terminated */
 };
 
@@ -173,8 +176,8 @@ struct pc_req_slot {
 	uint32_t flags;        /* 0 */
 	uint64_t deadline_ns;  /* CLOCK_MONOTONIC; 0 = the engine's default */
 	uint32_t prefix_depth; /* pages in the chain before keys[0] (SGLang prefix_keys) */
-	uint32_t pad0;
-	/* Response: written by the engine before completing. */
+	/* Response: written by the engine; done_seq last (release), = seq. */
+	uint32_t done_seq;
 	int32_t status; /* 0, or -errno for the whole request */
 	uint32_t count; /* EXISTS: leading keys present; else keys that succeeded */
 	uint64_t present[PC_REQ_MAX_KEYS / 64]; /* EXISTS: bit i = keys[i] present */
@@ -183,6 +186,7 @@ struct pc_req_slot {
 	uint8_t arena[PC_REQ_ARENA_SIZE];
 } __attribute__((aligned(64)));
 _Static_assert(sizeof(struct pc_req_slot) % 64 == 0, "request slot alignment");
+_Static_assert(offsetof(struct pc_req_slot, count) < 64, "a completion is one cache line");
 
 /* PC_OP_STATS reply, written at the start of the arena. */
 struct pc_engine_stats {

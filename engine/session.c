@@ -77,9 +77,9 @@ enum sess_state {
 };
 
 /*
- * The engine's view of a ring in the region: its geometry is copied at
- * creation and never read back from shared memory, so a client that
- * scribbles the ring's header can stall its own session, not steer the
+ * The engine's view of the submission ring in the region: its geometry is
+ * copied at creation and never read back from shared memory, so a client
+ * that scribbles the ring's header can stall its own session, not steer the
  * engine's loads and stores out of the ring.
  */
 struct pc_sring {
@@ -87,7 +87,7 @@ struct pc_sring {
 	uint64_t *elems;    /* the element array after the header */
 	uint32_t mask;
 	uint32_t capacity;
-	uint32_t head; /* the engine's own index: cons head (sq), prod head (cq) */
+	uint32_t head; /* the engine's own consumer index */
 };
 
 struct pc_sworker;
@@ -109,10 +109,9 @@ struct pc_session {
 	struct pc_sessions *ss;
 	struct pc_sworker *owner;
 	bool notify;   /* completions posted this pass */
-	bool broken;   /* the client corrupted a ring: stop serving it */
+	bool broken;   /* the client corrupted its ring: stop serving it */
 	bool clearing; /* a CLEAR of this session is on the control lcore */
 	struct pc_sring sq;
-	struct pc_sring cq;
 	struct pc_session *next; /* control's list */
 	struct pc_eslot eslots[];
 };
@@ -244,32 +243,6 @@ sring_dequeue(struct pc_sring *sr, struct pc_ring_elem *out, unsigned int max)
 	return (int)entries;
 }
 
-/*
- * Single-producer enqueue into a ring the client consumes (multi-consumer
- * RTS). Returns 0, -ENOBUFS when full, -EBADMSG when the consumer's tail
- * cannot be right.
- */
-static int
-sring_enqueue(struct pc_sring *sr, const struct pc_ring_elem *e)
-{
-	uint32_t cons_tail = __atomic_load_n(&sr->r->cons.tail, __ATOMIC_ACQUIRE);
-	uint32_t used = sr->head - cons_tail;
-	uint64_t v;
-
-	if (used > sr->capacity) {
-		return -EBADMSG;
-	}
-	if (used == sr->capacity) {
-		return -ENOBUFS;
-	}
-	memcpy(&v, e, sizeof(v));
-	__atomic_store_n(&sr->elems[sr->head & sr->mask], v, __ATOMIC_RELAXED);
-	sr->head++;
-	sr->r->prod.head = sr->head;
-	__atomic_store_n(&sr->r->prod.tail, sr->head, __ATOMIC_RELEASE);
-	return 0;
-}
-
 /* ------------------------------------------------------------------ */
 /* Worker side                                                         */
 /* ------------------------------------------------------------------ */
@@ -355,25 +328,16 @@ eslot_release(struct pc_sworker *w, struct pc_eslot *es)
 	es->state = ES_IDLE;
 }
 
+/* Answer request seq in its slot: the response, then done_seq (the client polls it). */
 static void
 complete(struct pc_sworker *w, struct pc_session *s, uint32_t slot, uint32_t seq, int32_t status,
 	 uint32_t count)
 {
 	struct pc_req_slot *rs = req_slot(s, slot);
-	struct pc_ring_elem e = {.slot = slot, .seq = seq};
-	int rc;
 
 	__atomic_store_n(&rs->count, count, __ATOMIC_RELAXED);
 	__atomic_store_n(&rs->status, status, __ATOMIC_RELAXED);
-	rc = sring_enqueue(&s->cq, &e);
-	if (rc == -EBADMSG) {
-		s->broken = true;
-	}
-	if (rc != 0) {
-		/* The client stopped draining its completions: its loss alone. */
-		w->stats.bad_requests++;
-		return;
-	}
+	__atomic_store_n(&rs->done_seq, seq, __ATOMIC_RELEASE);
 	w->stats.requests++;
 	s->notify = true;
 }
@@ -385,7 +349,7 @@ notify_client(struct pc_session *s)
 
 	s->notify = false;
 	__atomic_fetch_add(&h->cq_futex, 1, __ATOMIC_RELEASE);
-	/* Pairs with the client's fence between raising cq_waiters and re-checking its ring. */
+	/* Pairs with the client's fence between raising cq_waiters and re-checking its slots. */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	if (__atomic_load_n(&h->cq_waiters, __ATOMIC_RELAXED) != 0) {
 		syscall(SYS_futex, &h->cq_futex, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
@@ -1287,7 +1251,7 @@ send_refusal(struct pc_sessions *ss, struct pc_session *s, int status, const cha
 	PC_LOG(WARNING, engine, "client (pid %d) refused: %s", (int)s->pid, why);
 }
 
-/* Build the session region: header, two rings, slots. Returns 0 or -errno. */
+/* Build the session region: header, submission ring, slots. Returns 0 or -errno. */
 static int
 build_region(struct pc_sessions *ss, struct pc_session *s, struct pc_hello_reply *r)
 {
@@ -1295,8 +1259,7 @@ build_region(struct pc_sessions *ss, struct pc_session *s, struct pc_hello_reply
 	size_t ring_bytes =
 		RTE_ALIGN_CEIL(rte_ring_get_memsize_elem(PC_RING_ELEM_SIZE, ring_count), 64);
 	size_t sq_off = RTE_ALIGN_CEIL(sizeof(struct pc_session_hdr), 64);
-	size_t cq_off = sq_off + ring_bytes;
-	size_t slots_off = RTE_ALIGN_CEIL(cq_off + ring_bytes, 4096);
+	size_t slots_off = RTE_ALIGN_CEIL(sq_off + ring_bytes, 4096);
 	size_t size =
 		RTE_ALIGN_CEIL(slots_off + (size_t)s->nslots * sizeof(struct pc_req_slot), 4096);
 	char name[RTE_RING_NAMESIZE];
@@ -1332,12 +1295,6 @@ build_region(struct pc_sessions *ss, struct pc_session *s, struct pc_hello_reply
 	if (rc != 0) {
 		return rc;
 	}
-	snprintf(name, sizeof(name), "pccq%u", s->id);
-	rc = sring_init(&s->cq, (uint8_t *)s->region + cq_off, name, ring_count,
-			RING_F_SP_ENQ | RING_F_MC_RTS_DEQ);
-	if (rc != 0) {
-		return rc;
-	}
 	s->slots = (uint8_t *)s->region + slots_off;
 
 	r->magic = PC_HELLO_REPLY_MAGIC;
@@ -1350,7 +1307,6 @@ build_region(struct pc_sessions *ss, struct pc_session *s, struct pc_hello_reply
 	r->nslots = s->nslots;
 	r->slot_size = sizeof(struct pc_req_slot);
 	r->sq_off = (uint32_t)sq_off;
-	r->cq_off = (uint32_t)cq_off;
 	r->slots_off = (uint32_t)slots_off;
 	r->ring_size = ring_count;
 	return 0;

@@ -38,7 +38,6 @@ struct conn {
 	uint8_t *region;
 	uint8_t *segment;
 	struct rte_ring *sq;
-	struct rte_ring *cq;
 	uint32_t seq;
 };
 
@@ -129,7 +128,6 @@ conn_open(struct conn *c, const char *path, const char *ns)
 	close(fds[0]);
 	close(fds[1]);
 	c->sq = (struct rte_ring *)(c->region + c->reply.sq_off);
-	c->cq = (struct rte_ring *)(c->region + c->reply.cq_off);
 }
 
 static struct pc_req_slot *
@@ -158,19 +156,15 @@ submit(struct conn *c, uint32_t slot, uint32_t seq)
 	}
 }
 
-/* Wait for the completion of {slot, seq}; returns 0, or -ETIMEDOUT after 3 s. */
+/* Wait for the completion of {slot, seq} (its done_seq); returns 0, or -ETIMEDOUT after 3 s. */
 static int
 wait_done(struct conn *c, uint32_t slot, uint32_t seq)
 {
 	uint64_t end = now_ns() + 3000000000ull;
-	struct pc_ring_elem e;
 
 	while (now_ns() < end) {
-		if (rte_ring_dequeue_elem(c->cq, &e, sizeof(e)) == 0) {
-			if (e.slot == slot && e.seq == seq) {
-				return 0;
-			}
-			continue;
+		if (__atomic_load_n(&slot_of(c, slot)->done_seq, __ATOMIC_ACQUIRE) == seq) {
+			return 0;
 		}
 		usleep(50);
 	}

@@ -3,12 +3,13 @@
  * client/peercache.c against a fake engine: a pthread in this binary that
  * serves the engine side of common/pc_session_proto.h over a real
  * SOCK_SEQPACKET socket in a temp dir, with a memfd segment, memfd session
- * regions whose rings are made by rte_ring_init() (no EAL anywhere in this
- * binary: the client must not need it, and ring set-up does not either), a
- * key -> page map, page headers written the way mempool/page.h publishes
- * them, and the cq_futex wake-up. Its modes make it refuse, lie in its hello
- * reply, stay silent, answer late, hang up mid-call or hand out a stale
- * generation, so every failure the client must survive is a few lines.
+ * regions whose submission ring is made by rte_ring_init() (no EAL in this
+ * binary: the client must not need it, and ring set-up does not either),
+ * completions written into the slots (done_seq) with the cq_futex wake-up,
+ * a key -> page map, and page headers written the way mempool/page.h
+ * publishes them. Its modes make it refuse, lie in its hello reply, stay
+ * silent, answer late, hang up mid-call or hand out a stale generation, so
+ * every failure the client must survive is a few lines.
  */
 #include <dirent.h>
 #include <sys/wait.h>
@@ -52,7 +53,7 @@ enum fe_hostile {
 	H_RING_HUGE,
 	H_OVERLAP,
 	H_HDR_MAGIC,
-	H_SC_CQ,
+	H_SP_SQ,
 	H_NO_FDS,
 	H_ONE_FD,
 	H_SHORT_REPLY,
@@ -80,7 +81,6 @@ struct fe_sess {
 	size_t region_size;
 	struct pc_session_hdr *hdr;
 	struct rte_ring *sq;
-	struct rte_ring *cq;
 	uint32_t nslots;
 	uint32_t slots_off;
 	/* per slot: pages allocated by SET_ALLOC, pinned by GET */
@@ -216,7 +216,7 @@ fe_key(struct pc_req_slot *rs, uint32_t j, uint16_t *klen)
 static void
 fe_post(struct fe_sess *ss, struct pc_ring_elem e)
 {
-	CU_ASSERT_EQUAL(rte_ring_enqueue_elem(ss->cq, &e, sizeof(e)), 0);
+	__atomic_store_n(&fe_slot(ss, e.slot)->done_seq, e.seq, __ATOMIC_RELEASE);
 	__atomic_fetch_add(&ss->hdr->cq_futex, 1, __ATOMIC_SEQ_CST);
 	if (__atomic_load_n(&ss->hdr->cq_waiters, __ATOMIC_SEQ_CST) != 0) {
 		syscall(SYS_futex, &ss->hdr->cq_futex, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
@@ -521,7 +521,7 @@ fe_hostile_reply(struct fake_engine *fe, struct fe_sess *ss, struct pc_hello_rep
 		r->slot_size = 64;
 		break;
 	case H_MISALIGNED:
-		r->cq_off += 8;
+		r->sq_off += 8;
 		break;
 	case H_SEG_TOO_BIG:
 		r->segment_size *= 2;
@@ -539,7 +539,7 @@ fe_hostile_reply(struct fake_engine *fe, struct fe_sess *ss, struct pc_hello_rep
 		r->ring_size = sq->size;
 		break;
 	case H_OVERLAP:
-		r->cq_off = r->sq_off;
+		r->slots_off = r->sq_off;
 		break;
 	case H_HDR_MAGIC:
 		ss->hdr->magic = 0;
@@ -604,8 +604,7 @@ fe_hello(struct fake_engine *fe, int fd)
 	ring_mem = rte_ring_get_memsize_elem(PC_RING_ELEM_SIZE, FE_RING);
 	CU_ASSERT_FATAL(ring_mem > 0 && ring_mem % 64 == 0);
 	reply.sq_off = 256;
-	reply.cq_off = reply.sq_off + (uint32_t)ring_mem;
-	reply.slots_off = reply.cq_off + (uint32_t)ring_mem;
+	reply.slots_off = reply.sq_off + (uint32_t)ring_mem;
 	reply.nslots = ss->nslots;
 	reply.slot_size = sizeof(struct pc_req_slot);
 	reply.ring_size = FE_RING;
@@ -627,13 +626,10 @@ fe_hello(struct fake_engine *fe, int fd)
 	ss->hdr->nslots = ss->nslots;
 	ss->hdr->engine_incarnation = reply.engine_incarnation;
 	ss->sq = (struct rte_ring *)(ss->region + reply.sq_off);
-	ss->cq = (struct rte_ring *)(ss->region + reply.cq_off);
-	CU_ASSERT_FATAL(
-		rte_ring_init(ss->sq, "fe_sq", FE_RING, RING_F_MP_RTS_ENQ | RING_F_SC_DEQ) == 0);
-	CU_ASSERT_FATAL(rte_ring_init(ss->cq, "fe_cq", FE_RING,
-				      __atomic_load_n(&fe->hostile, __ATOMIC_RELAXED) == H_SC_CQ
+	CU_ASSERT_FATAL(rte_ring_init(ss->sq, "fe_sq", FE_RING,
+				      __atomic_load_n(&fe->hostile, __ATOMIC_RELAXED) == H_SP_SQ
 					      ? RING_F_SP_ENQ | RING_F_SC_DEQ
-					      : RING_F_SP_ENQ | RING_F_MC_RTS_DEQ) == 0);
+					      : RING_F_MP_RTS_ENQ | RING_F_SC_DEQ) == 0);
 	fe_hostile_reply(fe, ss, &reply);
 	fds[0] = fe->segfd;
 	fds[1] = regfd;
@@ -1338,7 +1334,7 @@ test_timeout_and_cancelled_slot(void)
 	CU_ASSERT_EQUAL(pc_client_ping(c), 0); /* on slot 1; drains slot 0's late completion */
 	CU_ASSERT_EQUAL(k->ctl[0].state, PC_SLOT_FREE);
 	CU_ASSERT_EQUAL(k->free_mask, 0x3);
-	CU_ASSERT_EQUAL(k->stray, 0);
+	CU_ASSERT_EQUAL(k->busy_mask, 0); /* nothing left awaiting a completion */
 	CU_ASSERT_FALSE(conn_is_broken(k));
 	CU_ASSERT_EQUAL(pages_set(c, &a, 0), 4);
 	pages_free(&a);
@@ -1503,7 +1499,7 @@ run_workers(uint32_t nslots)
 	CU_ASSERT_EQUAL(pc_client_ping(c), 0);
 	CU_ASSERT_EQUAL(fe_read(fe, &fe->pinned_now), 0);
 	CU_ASSERT_EQUAL(fe_read(fe, &fe->allocated_now), 0);
-	CU_ASSERT_EQUAL(c->conn->stray, 0);
+	CU_ASSERT_EQUAL(c->conn->busy_mask, 0);
 	CU_ASSERT_EQUAL(__atomic_load_n(&c->timeouts, __ATOMIC_RELAXED), 0);
 	pc_client_close(c);
 	fe_stop(fe, true);

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -64,10 +65,17 @@ test_hello_refusals(void)
 	h.magic ^= 1;
 	CU_ASSERT_EQUAL(decode(&h, sizeof(h), &info, why), -EPROTO);
 	CU_ASSERT_PTR_NOT_NULL(strstr(why, "not a PeerCache hello"));
-	h = good_hello("x");
-	h.version = PC_PROTO_VERSION + 1;
-	CU_ASSERT_EQUAL(decode(&h, sizeof(h), &info, why), -EPROTO);
-	CU_ASSERT_PTR_NOT_NULL(strstr(why, "protocol version 2, this engine speaks 1"));
+	/* A newer client, and one of version 1 (before completions moved into the slots). */
+	for (int v = 0; v < 2; v++) {
+		char want[64];
+
+		h = good_hello("x");
+		h.version = v == 0 ? PC_PROTO_VERSION + 1 : 1;
+		snprintf(want, sizeof(want), "protocol version %d, this engine speaks %d",
+			 (int)h.version, PC_PROTO_VERSION);
+		CU_ASSERT_EQUAL(decode(&h, sizeof(h), &info, why), -EPROTO);
+		CU_ASSERT_PTR_NOT_NULL(strstr(why, want));
+	}
 	h = good_hello("x");
 	CU_ASSERT_EQUAL(decode(&h, sizeof(h) - 1, &info, why), -EPROTO);
 	CU_ASSERT_EQUAL(decode(&h, 4, &info, why), -EPROTO);
