@@ -353,8 +353,8 @@ passive_poll(void *arg, uint64_t now_tsc)
 	struct pc_dataplane *dp = arg;
 	struct pc_xport_cqe cqe[DP_CQ_BURST];
 
-	(void)now_tsc;
-	return pc_xport_rdma.poll(dp->passive, mono_ns(), cqe, DP_CQ_BURST);
+	return pc_xport_rdma.poll(dp->passive, pc_lcore_mono_ns(dp->control, now_tsc), cqe,
+				  DP_CQ_BURST);
 }
 
 /* ------------------------------------------------------------ remote reads */
@@ -363,10 +363,9 @@ static int
 worker_poll(void *arg, uint64_t now_tsc)
 {
 	struct dp_worker *w = arg;
-	uint64_t now_ns = mono_ns();
+	uint64_t now_ns = pc_lcore_mono_ns(w->lc, now_tsc);
 	int work;
 
-	(void)now_tsc;
 	/* The reader polls its transport: reading (and serving, for tcp). */
 	work = pc_fetch_poll(w->fetch, now_ns);
 	if (w->rdma != NULL) {

@@ -230,8 +230,8 @@ cluster_poll(void *arg, uint64_t now_tsc)
 {
 	struct pc_engine *e = arg;
 
-	(void)now_tsc;
-	return pc_cluster_poll(e->cluster, mono_ns()) + announce_poll(e);
+	return pc_cluster_poll(e->cluster, pc_lcore_mono_ns(e->control, now_tsc)) +
+	       announce_poll(e);
 }
 
 static void

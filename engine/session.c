@@ -921,7 +921,7 @@ handle_request(struct pc_sworker *w, struct pc_session *s, const struct pc_ring_
 		return;
 	}
 	if (*now_ns == 0) {
-		*now_ns = mono_ns();
+		*now_ns = pc_lcore_mono_ns(w->lc, now_tsc);
 	}
 	give_up_tsc = now_tsc + w->ss->lease_tsc;
 	if (deadline_ns != 0) {

@@ -41,6 +41,32 @@ pc_us_to_tsc(uint64_t us)
 	return us * (rte_get_tsc_hz() / 1000000) + us * (rte_get_tsc_hz() % 1000000) / 1000000;
 }
 
+uint64_t
+pc_lcore_mono_ns(struct pc_lcore *lc, uint64_t now_tsc)
+{
+	uint64_t ns;
+
+	if (lc->mono_anchor_ns == 0 || now_tsc - lc->mono_anchor_tsc >= lc->mono_period_tsc) {
+		struct timespec ts;
+
+		/* Also when now_tsc is behind the anchor (the difference wraps): read again. */
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		lc->mono_anchor_tsc = now_tsc;
+		lc->mono_anchor_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+		ns = lc->mono_anchor_ns;
+	} else {
+		ns = lc->mono_anchor_ns +
+		     (uint64_t)(((unsigned __int128)(now_tsc - lc->mono_anchor_tsc) *
+				 lc->mono_ns_per_tsc_q32) >>
+				32);
+	}
+	if (ns < lc->mono_last_ns) {
+		ns = lc->mono_last_ns;
+	}
+	lc->mono_last_ns = ns;
+	return ns;
+}
+
 /* ---- timers: a binary min-heap of armed timers on deadline_tsc ---- */
 
 static void
@@ -580,6 +606,8 @@ lcore_create(struct pc_runtime *rt, unsigned int lcore_id, unsigned int ring_siz
 	lc->idle_step_tsc[0] = pc_us_to_tsc(PC_IDLE_SPIN_US);
 	lc->idle_step_tsc[1] = pc_us_to_tsc(PC_IDLE_PAUSE_US);
 	lc->idle_step_tsc[2] = pc_us_to_tsc(PC_IDLE_YIELD_US);
+	lc->mono_period_tsc = pc_us_to_tsc(PC_LCORE_MONO_PERIOD_US);
+	lc->mono_ns_per_tsc_q32 = (uint64_t)((1000000000ull << 32) / pc_tsc_hz());
 	snprintf(name, sizeof(name), "%s_m%u", rt->name, lcore_id);
 	/*
 	 * Messages live in the ring slots (16 bytes each), so a send is one

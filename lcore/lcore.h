@@ -227,6 +227,19 @@ int pc_lcore_run(void *lcore);
 /* A snapshot of the lcore's counters. Any thread (values may be torn). */
 void pc_lcore_get_stats(const struct pc_lcore *lc, struct pc_lcore_stats *stats);
 
+/*
+ * CLOCK_MONOTONIC in ns at now_tsc (the TSC of this pass, as pollers get
+ * it) without a system call per pass: clock_gettime is read at most every
+ * PC_LCORE_MONO_PERIOD_US and the TSC extrapolates from there. It never
+ * goes backwards, and it is off from the clock by the drift between the two
+ * over one period plus the time between now_tsc and the reading (NTP slews
+ * CLOCK_MONOTONIC by 500 ppm at most: well under a microsecond). For the
+ * deadlines clients write (CLOCK_MONOTONIC) and transport timeouts. Owner
+ * only.
+ */
+#define PC_LCORE_MONO_PERIOD_US 1000
+uint64_t pc_lcore_mono_ns(struct pc_lcore *lc, uint64_t now_tsc);
+
 /* TSC helpers: ticks per second, and a duration in microseconds as ticks. */
 uint64_t pc_tsc_hz(void);
 uint64_t pc_us_to_tsc(uint64_t us);

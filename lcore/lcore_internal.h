@@ -79,6 +79,13 @@ struct pc_lcore {
 	struct pollfd wait_fds[PC_LCORE_WAIT_FDS_MAX];
 	unsigned int n_wait_fds;
 
+	/* pc_lcore_mono_ns: a CLOCK_MONOTONIC reading and the pass TSC it stands for. */
+	uint64_t mono_anchor_tsc;
+	uint64_t mono_anchor_ns; /* 0: not read yet */
+	uint64_t mono_last_ns;   /* the last value returned (never goes back) */
+	uint64_t mono_period_tsc;
+	uint64_t mono_ns_per_tsc_q32; /* ns per TSC tick, 32.32 fixed point */
+
 	struct pc_lcore_stats stats;
 	atomic_bool running; /* entered its loop at least once */
 

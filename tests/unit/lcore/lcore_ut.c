@@ -826,6 +826,63 @@ test_layout_one_lcore(void)
 	CU_ASSERT_EQUAL(g_one_lcore_status, 0);
 }
 
+/* ---- the pass clock ---- */
+
+static uint64_t
+clock_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * pc_lcore_mono_ns follows CLOCK_MONOTONIC between readings (within 50 us:
+ * a correctness bound, the TSC extrapolation is far closer), reads the
+ * clock again after a period, never goes backwards (also for a now_tsc
+ * behind the last one), and sits between the clock readings around it.
+ */
+static void
+test_mono_clock(void)
+{
+	struct pc_runtime *rt = runtime_new("ut_mono", PC_IDLE_BUSY);
+	struct pc_lcore *lc = pc_runtime_control(rt);
+	uint64_t last = 0, first_tsc = rte_rdtsc(), v, before, after, tsc;
+	unsigned int reads_far = 0;
+	int i;
+
+	for (i = 0; i < 20000; i++) {
+		before = clock_mono_ns();
+		tsc = rte_rdtsc();
+		v = pc_lcore_mono_ns(lc, tsc);
+		after = clock_mono_ns();
+		CU_ASSERT(v >= last);
+		/* The anchor is read after its pass TSC: up to a period's drift either way. */
+		if (v + 50000 < before || v > after + 50000) {
+			reads_far++;
+		}
+		last = v;
+	}
+	CU_ASSERT_EQUAL(reads_far, 0);
+	/* A TSC behind the anchor: read again, not an earlier time. */
+	v = pc_lcore_mono_ns(lc, first_tsc);
+	CU_ASSERT(v >= last);
+	/* A jump far ahead (a long sleep): read again, equal to the clock's reading. */
+	before = clock_mono_ns();
+	v = pc_lcore_mono_ns(lc, rte_rdtsc() + 10 * pc_us_to_tsc(PC_LCORE_MONO_PERIOD_US));
+	after = clock_mono_ns();
+	CU_ASSERT(v >= before && v <= after);
+	/* An earlier value ahead of the clock (extrapolated, then re-read): held, not undone. */
+	tsc = rte_rdtsc();
+	last = pc_lcore_mono_ns(lc, tsc) + 1000000000ull;
+	lc->mono_last_ns = last;
+	CU_ASSERT_EQUAL(pc_lcore_mono_ns(lc, tsc), last);
+	CU_ASSERT_EQUAL(pc_lcore_mono_ns(lc, tsc + 10 * pc_us_to_tsc(PC_LCORE_MONO_PERIOD_US)),
+			last);
+	pc_runtime_destroy(rt);
+}
+
 static const struct pc_ut_test msg_tests[] = {
 	{"in order, batched per pass", test_msgs_in_order_batched},
 	{"ring full is -ENOBUFS, nothing lost", test_msgs_ring_full},
@@ -839,6 +896,7 @@ static const struct pc_ut_test timer_tests[] = {
 	{"periodic, late loop skips missed periods", test_timer_periodic_and_skips},
 	{"deadline order, re-arm, stop", test_timer_order_and_restart},
 	{"callback stops itself and arms another", test_timer_callback_rearms},
+	{"pass clock: follows CLOCK_MONOTONIC, re-reads, never goes back", test_mono_clock},
 	{NULL, NULL},
 };
 
