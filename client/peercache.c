@@ -78,9 +78,10 @@
 #define PC_DEFAULT_SOCKET     "/tmp/peercache/engine.sock"
 #define PC_DEFAULT_TIMEOUT_MS 5000u
 
-#define PC_NS_PER_S  1000000000ull
-#define PC_NS_PER_MS 1000000ull
-#define PC_SPIN_NS   10000ull /* leader spins this long before sleeping */
+#define PC_NS_PER_S         1000000000ull
+#define PC_NS_PER_MS        1000000ull
+#define PC_SPIN_NS          10000ull /* leader spins this long before sleeping */
+#define PC_SPIN_CLOCK_EVERY 16u      /* spins between clock readings */
 /* A GET of this much payload or more goes in parts, copied out while the rest travel. */
 #define PC_GET_PART_BYTES (4ull << 20)
 #define PC_GET_PARTS_MAX  4
@@ -822,8 +823,9 @@ wait_ready(struct pc_conn *k, enum pc_wait_for what, uint32_t s)
 static int
 conn_lead(struct pc_conn *k, enum pc_wait_for what, uint32_t s, uint64_t deadline)
 {
-	uint64_t start = now_ns();
-	uint64_t last_check = start;
+	uint64_t start = 0;
+	uint64_t last_check = 0;
+	unsigned int spins = 0;
 
 	for (;;) {
 		uint64_t now, nap;
@@ -837,7 +839,16 @@ conn_lead(struct pc_conn *k, enum pc_wait_for what, uint32_t s, uint64_t deadlin
 		if (conn_is_broken(k)) {
 			return -ENOTCONN;
 		}
+		/* The clock costs more than a look at the slots: read it every few spins. */
+		if (++spins < PC_SPIN_CLOCK_EVERY) {
+			rte_pause();
+			continue;
+		}
+		spins = 0;
 		now = now_ns();
+		if (start == 0) {
+			start = last_check = now;
+		}
 		if (now - start < PC_SPIN_NS && now < deadline) {
 			rte_pause();
 			continue;

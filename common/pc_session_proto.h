@@ -145,16 +145,22 @@ struct pc_session_hdr {
 	uint32_t nslots;
 	uint64_t engine_incarnation;
 	uint8_t pad1[40];
-	/* Written by the engine, read by clients: one cache line of its own. */
+	/*
+	 * Written by the engine on every completion, read by clients only
+	 * before they sleep: a line of its own, so that the words clients
+	 * read on every request (below) do not move with it.
+	 */
 	uint32_t cq_futex; /* bumped after completions are posted */
-	uint32_t closing;  /* non-zero: the engine is going away */
-	uint32_t sq_doze;  /* non-zero: the worker may sleep; ring the doorbell */
-	uint8_t pad2[52];
+	uint8_t pad2[60];
+	/* Written by the engine now and then, read by clients on every request. */
+	uint32_t closing; /* non-zero: the engine is going away */
+	uint32_t sq_doze; /* non-zero: the worker may sleep; ring the doorbell */
+	uint8_t pad3[56];
 	/* Written by clients, read by the engine. */
 	uint32_t cq_waiters; /* client threads sleeping on cq_futex */
-	uint8_t pad3[60];
+	uint8_t pad4[60];
 } __attribute__((aligned(64)));
-_Static_assert(sizeof(struct pc_session_hdr) == 192, "session header layout");
+_Static_assert(sizeof(struct pc_session_hdr) == 256, "session header layout");
 
 /* One key of a request. */
 struct pc_req_key {
