@@ -787,21 +787,22 @@ conn_drain(struct pc_conn *k)
 		uint32_t s = (uint32_t)__builtin_ctz(m);
 		struct pc_slot_ctl *ctl = &k->ctl[s];
 
+		__atomic_fetch_and(&k->busy_mask, ~(1u << s), __ATOMIC_RELAXED);
 		switch (ctl->state) {
 		case PC_SLOT_INFLIGHT:
 			ctl->state = PC_SLOT_OWNED;
 			__atomic_store_n(&ctl->done, 1, __ATOMIC_RELEASE);
+			n++;
 			break;
 		case PC_SLOT_CANCELLED:
 		case PC_SLOT_DETACHED:
 			ctl->state = PC_SLOT_FREE;
 			__atomic_fetch_or(&k->free_mask, 1u << s, __ATOMIC_RELAXED);
+			n++;
 			break;
 		default:
-			continue; /* dispatched already: its bit was stale */
+			break; /* not awaiting a completion: the bit was stale */
 		}
-		__atomic_fetch_and(&k->busy_mask, ~(1u << s), __ATOMIC_RELAXED);
-		n++;
 	}
 	pthread_mutex_unlock(&k->lock);
 	if (n > 0) {
