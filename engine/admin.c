@@ -984,6 +984,7 @@ stats_sessions(struct pc_admin *a, struct sbuf *sb, struct jw *j)
 			F_COUNT(s, open),          F_COUNT(s, opened),   F_COUNT(s, closed),
 			F_COUNT(s, hello_refused), F_COUNT(s, requests), F_COUNT(s, bad_requests),
 			F_COUNT(s, expired_holds), F_COUNT(s, parked),   F_COUNT(s, remote_waits),
+			F_COUNT(s, accept_failed),
 		};
 
 		put_section(sb, j, "sessions", "sessions", f, PC_ARRAY_SIZE(f));

@@ -38,6 +38,9 @@
 #define PC_SESS_HELLO_US     5000000 /* a connection must say hello within this */
 #define PC_SESS_EPOLL_EVENTS 32
 #define PC_SESS_PENDING_MAX  64 /* connections beyond max_sessions awaiting hello */
+/* After accept fails for lack of descriptors or memory: accepts pause this long. */
+#define PC_SESS_ACCEPT_PAUSE_US 100000
+#define PC_SESS_ACCEPT_LOG_US   10000000 /* at most one such warning this often */
 /* A remote wait answers this much before the client's deadline, at most (1/8 of the time left). */
 #define PC_SESS_REMOTE_MARGIN_NS 50000000ull
 
@@ -169,6 +172,9 @@ struct pc_sessions {
 	uint64_t opened;
 	uint64_t closed;
 	uint64_t hello_refused;
+	uint64_t accept_failed;     /* accept() failures other than EAGAIN, EINTR, ECONNABORTED */
+	uint64_t accept_resume_tsc; /* non-zero: the listen socket is muted until then */
+	uint64_t accept_log_tsc;    /* the next accept failure is logged from then */
 	pc_sessions_admin_fn admin_fn; /* takes PC_ADMIN_MAGIC connections */
 	void *admin_arg;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -1473,6 +1479,46 @@ err_free:
 	return NULL;
 }
 
+/*
+ * accept() failed with the connection still queued (EMFILE, ENFILE,
+ * ENOBUFS, ENOMEM): the listen socket stays readable, and the control
+ * lcore, which polls its epoll set again at once while events come, would
+ * spin on it and log every pass. Mute it for PC_SESS_ACCEPT_PAUSE_US
+ * (control_housekeeping unmutes it); queued clients wait, they are not
+ * refused. One warning per PC_SESS_ACCEPT_LOG_US.
+ */
+static void
+accept_pause(struct pc_sessions *ss, uint64_t now_tsc, int err)
+{
+	struct epoll_event ev = {.events = 0, .data.ptr = NULL};
+
+	ss->accept_failed++;
+	if (now_tsc >= ss->accept_log_tsc) {
+		PC_LOG(WARNING, engine,
+		       "accept on %s: %s; new clients wait, accepts retried every %u ms (%" PRIu64
+		       " failures so far)",
+		       ss->path, strerror(err), (unsigned int)(PC_SESS_ACCEPT_PAUSE_US / 1000),
+		       ss->accept_failed);
+		ss->accept_log_tsc = now_tsc + pc_us_to_tsc(PC_SESS_ACCEPT_LOG_US);
+	}
+	if (epoll_ctl(ss->epfd, EPOLL_CTL_MOD, ss->listen_fd, &ev) == 0) {
+		ss->accept_resume_tsc = now_tsc + pc_us_to_tsc(PC_SESS_ACCEPT_PAUSE_US);
+	}
+}
+
+static void
+accept_resume(struct pc_sessions *ss, uint64_t now_tsc)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+
+	if (ss->accept_resume_tsc == 0 || now_tsc < ss->accept_resume_tsc) {
+		return;
+	}
+	if (epoll_ctl(ss->epfd, EPOLL_CTL_MOD, ss->listen_fd, &ev) == 0) {
+		ss->accept_resume_tsc = 0;
+	}
+}
+
 static void
 accept_clients(struct pc_sessions *ss, uint64_t now_tsc)
 {
@@ -1484,9 +1530,11 @@ accept_clients(struct pc_sessions *ss, uint64_t now_tsc)
 		socklen_t clen = sizeof(cred);
 
 		if (fd < 0) {
+			if (errno == ECONNABORTED) {
+				continue; /* the client hung up first */
+			}
 			if (errno != EAGAIN && errno != EINTR) {
-				PC_LOG(WARNING, engine, "accept on %s: %s", ss->path,
-				       strerror(errno));
+				accept_pause(ss, now_tsc, errno);
 			}
 			return;
 		}
@@ -1563,6 +1611,7 @@ control_housekeeping(struct pc_sessions *ss, uint64_t now_tsc)
 {
 	struct pc_session *s = ss->list;
 
+	accept_resume(ss, now_tsc);
 	while (s != NULL) {
 		struct pc_session *next = s->next;
 
@@ -1879,6 +1928,7 @@ pc_sessions_get_stats(const struct pc_sessions *ss, struct pc_sessions_stats *st
 	stats->opened = ss->opened;
 	stats->closed = ss->closed;
 	stats->hello_refused = ss->hello_refused;
+	stats->accept_failed = ss->accept_failed;
 	for (i = 0; i < ss->nworkers; i++) {
 		const struct pc_sworker *w = ss->workers[i];
 

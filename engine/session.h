@@ -35,6 +35,7 @@ struct pc_sessions_stats {
 	uint64_t opened;        /* ever */
 	uint64_t closed;        /* ever */
 	uint64_t hello_refused; /* bad version, namespace, no room */
+	uint64_t accept_failed; /* accepts failed for lack of fds or memory (then paused) */
 	uint64_t requests;      /* requests completed */
 	uint64_t bad_requests;  /* requests failed as malformed, or dropped */
 	uint64_t expired_holds; /* allocations or pins released by their lease */

@@ -382,6 +382,46 @@ class IdleWake(SessionTest):
         self.assertGreaterEqual(woken, 10, "control lcore woken %d times by 20 connects" % woken)
 
 
+class OutOfDescriptors(SessionTest):
+    def ctl_stats(self):
+        r = subprocess.run([CTL, "--socket", self.sock, "--json", "stats"], capture_output=True,
+                           text=True, timeout=30, env=child_env())
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return json.loads(r.stdout)
+
+    def test_accept_failures_pause_accepts_and_log_once(self):
+        # With its descriptors used up the engine cannot accept, and the queued connections
+        # keep the listen socket readable: accepts pause (one warning, not one per pass of a
+        # spinning control lcore), and resume once descriptors are back.
+        import resource
+        import socket
+
+        pid = self.engine.proc.pid
+        top = max(int(fd) for fd in os.listdir("/proc/%d/fd" % pid))
+        old = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+        socks = []
+        try:
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, (top + 3, old[1]))
+            for _ in range(64):
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+                s.connect(self.sock)  # queued: the backlog takes it, accepted or not
+                socks.append(s)
+            self.assertTrue(wait_for(lambda: "accept on " in self.engine.output(), timeout=10),
+                            self.engine.output()[-3000:])
+            time.sleep(1.0)  # ten pauses' worth
+            out = self.engine.output()
+            self.assertEqual(out.count("accept on "), 1, out[-3000:])
+            self.assertIn("Too many open files", out)
+        finally:
+            for s in socks:
+                s.close()
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, old)
+        # Accepts resume: new clients and peercache-ctl get in, and the failures are counted.
+        self.assertEqual(self.client().ping(), 0)
+        self.assertGreaterEqual(self.ctl_stats()["sessions"]["accept_failed"], 1)
+        self.assert_engine_healthy()
+
+
 class Limits(SessionTest):
     extra = ["--set", "max_sessions=2"]
 
