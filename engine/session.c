@@ -260,15 +260,6 @@ req_slot(const struct pc_session *s, uint32_t i)
 }
 
 static uint64_t
-mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t
 ns_to_tsc(uint64_t ns)
 {
 	return (uint64_t)((double)ns * (double)pc_tsc_hz() / 1e9);
@@ -611,7 +602,8 @@ remote_start(struct pc_sworker *w, struct pc_session *s, struct pc_eslot *es, ui
 	     uint32_t seq, uint32_t op, unsigned int nmiss, uint64_t deadline_ns)
 {
 	const struct pc_store_key *kp[PC_REQ_MAX_KEYS];
-	uint64_t now_ns = mono_ns();
+	/* The clock the fetch's poller (the data plane's, on this lcore) reads too. */
+	uint64_t now_ns = pc_lcore_mono_ns(w->lc, rte_rdtsc());
 	int rc;
 
 	for (unsigned int j = 0; j < nmiss; j++) {
